@@ -1,0 +1,143 @@
+#include "forge/base/fs_util.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace forge {
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path Resolve(const std::string& p) {
+  std::error_code ec;
+  fs::path abs = fs::absolute(p, ec);
+  return fs::weakly_canonical(abs, ec);
+}
+
+std::string Errno() { return std::strerror(errno); }
+
+}  // namespace
+
+bool PathIsInside(const std::string& inner, const std::string& outer) {
+  fs::path in = Resolve(inner), out = Resolve(outer);
+  auto it_in = in.begin();
+  for (auto it = out.begin(); it != out.end(); ++it, ++it_in) {
+    if (it->empty()) continue;  // trailing separator
+    if (it_in == in.end() || *it_in != *it) return false;
+  }
+  return true;
+}
+
+Result<StagedDir> StagedDir::Create(const std::string& final_path, bool force,
+                                    const std::vector<std::string>& source_dirs) {
+  for (const auto& src : source_dirs) {
+    if (PathIsInside(final_path, src) || PathIsInside(src, final_path)) {
+      return Status::Invalid("output directory overlaps a source directory '" + src +
+                                 "' (sources are never written to)",
+                             final_path);
+    }
+  }
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(final_path, ec)) && !force) {
+    return Status::Invalid("output already exists (use --force to replace it)", final_path);
+  }
+  fs::path fin = Resolve(final_path);
+  fs::path parent = fin.parent_path();
+  if (!fs::is_directory(parent, ec)) {
+    return Status::Invalid("parent directory does not exist", parent.string());
+  }
+  std::string tmpl = (parent / ("." + fin.filename().string() + ".forge-tmp-XXXXXX")).string();
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (::mkdtemp(buf.data()) == nullptr) {
+    return Status::Invalid("cannot create temporary directory: " + Errno(), tmpl);
+  }
+  StagedDir d;
+  d.final_ = fin.string();
+  d.temp_ = buf.data();
+  d.force_ = force;
+  return d;
+}
+
+StagedDir::StagedDir(StagedDir&& other) noexcept
+    : final_(std::move(other.final_)), temp_(std::move(other.temp_)), force_(other.force_),
+      committed_(other.committed_) {
+  other.committed_ = true;  // the moved-from object owns nothing
+}
+
+StagedDir::~StagedDir() {
+  if (!committed_ && !temp_.empty()) RemoveTree(temp_);
+}
+
+Status StagedDir::Commit() {
+  FORGE_RETURN_IF_ERROR(FsyncPath(temp_));
+  std::error_code ec;
+  std::string trash;
+  if (fs::exists(fs::symlink_status(final_, ec))) {
+    if (!force_) return Status::Invalid("output appeared while writing; not replaced", final_);
+    trash = temp_ + ".old";
+    if (::rename(final_.c_str(), trash.c_str()) != 0) {
+      return Status::Invalid("cannot move the existing output aside: " + Errno(), final_);
+    }
+  }
+  if (::rename(temp_.c_str(), final_.c_str()) != 0) {
+    Status st = Status::Invalid("cannot rename the finished output into place: " + Errno(), final_);
+    if (!trash.empty()) (void)::rename(trash.c_str(), final_.c_str());
+    return st;
+  }
+  committed_ = true;
+  FORGE_RETURN_IF_ERROR(FsyncPath(fs::path(final_).parent_path().string()));
+  if (!trash.empty()) RemoveTree(trash);
+  return Status();
+}
+
+Status CopyFileTo(const std::string& src, const std::string& dst) {
+  std::error_code ec;
+  fs::copy_file(src, dst, fs::copy_options::overwrite_existing, ec);
+  if (ec) return Status::Invalid("cannot copy to '" + dst + "': " + ec.message(), src);
+  return Status();
+}
+
+Status WriteTextFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) return Status::Invalid("cannot write file", path);
+  return Status();
+}
+
+Result<std::string> ReadTextFile(const std::string& path, size_t max_bytes) {
+  std::error_code ec;
+  auto size = fs::file_size(path, ec);
+  if (ec) return Status::Invalid("cannot read: " + ec.message(), path);
+  if (size > max_bytes) return Status::Invalid("file is larger than " + std::to_string(max_bytes) + " bytes", path);
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (!in) return Status::Invalid("cannot read file", path);
+  return ss.str();
+}
+
+Status FsyncPath(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::Invalid("cannot open for fsync: " + Errno(), path);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0 && err != EINVAL) return Status::Invalid(std::string("fsync failed: ") + std::strerror(err), path);
+  return Status();
+}
+
+void RemoveTree(const std::string& path) {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+}
+
+}  // namespace forge

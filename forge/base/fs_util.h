@@ -1,0 +1,44 @@
+// Crash-safe output directories and small filesystem helpers.
+//
+// A StagedDir is written in a temporary sibling (".NAME.forge-tmp-XXXXXX" next to the final path) and
+// renamed into place only by Commit(), after every file was fsynced: a killed forge never leaves an output
+// under the final name that looks complete. An existing output is only replaced with `force`, and never
+// when it is, contains, or lies inside one of the sources.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "forge/base/status.h"
+
+namespace forge {
+
+class StagedDir {
+ public:
+  static Result<StagedDir> Create(const std::string& final_path, bool force,
+                                  const std::vector<std::string>& source_dirs);
+  StagedDir(StagedDir&& other) noexcept;
+  StagedDir& operator=(StagedDir&&) = delete;
+  StagedDir(const StagedDir&) = delete;
+  ~StagedDir();  // removes the temporary directory unless committed
+
+  const std::string& temp_path() const { return temp_; }
+  const std::string& final_path() const { return final_; }
+  Status Commit();
+
+ private:
+  StagedDir() = default;
+  std::string final_, temp_;
+  bool force_ = false;
+  bool committed_ = false;
+};
+
+// True when `inner` is `outer` or lies below it (both resolved; `inner` need not exist yet).
+bool PathIsInside(const std::string& inner, const std::string& outer);
+Status CopyFileTo(const std::string& src, const std::string& dst);
+Status WriteTextFile(const std::string& path, const std::string& text);
+Result<std::string> ReadTextFile(const std::string& path, size_t max_bytes = 64u << 20);
+Status FsyncPath(const std::string& path);
+void RemoveTree(const std::string& path);
+
+}  // namespace forge

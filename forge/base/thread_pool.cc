@@ -1,0 +1,73 @@
+#include "forge/base/thread_pool.h"
+
+#include <atomic>
+
+namespace forge {
+
+unsigned DefaultThreadCount() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : n;
+}
+
+ThreadPool::ThreadPool(unsigned threads) {
+  if (threads == 0) threads = DefaultThreadCount();
+  for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::Submit(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(task));
+  }
+  cv_.notify_one();
+}
+
+void ThreadPool::WorkerLoop() {
+  for (;;) {
+    std::function<void()> task;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stop_ and drained
+      task = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    task();
+  }
+}
+
+Status ThreadPool::RunAll(size_t n, const std::function<Status(size_t)>& job) {
+  std::vector<Status> results(n);
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  size_t remaining = n;
+  std::atomic<bool> failed{false};
+  for (size_t i = 0; i < n; ++i) {
+    Submit([&, i] {
+      // Once one job failed, the rest are skipped: their work would be thrown away.
+      if (!failed.load()) {
+        results[i] = job(i);
+        if (!results[i].ok()) failed.store(true);
+      }
+      std::lock_guard<std::mutex> lock(done_mu);
+      if (--remaining == 0) done_cv.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(done_mu);
+  done_cv.wait(lock, [&] { return remaining == 0; });
+  for (auto& r : results) {
+    if (!r.ok()) return r;
+  }
+  return Status();
+}
+
+}  // namespace forge

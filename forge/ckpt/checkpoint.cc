@@ -1,0 +1,170 @@
+#include "forge/ckpt/checkpoint.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "forge/base/fs_util.h"
+#include "forge/ckpt/tensor_names.h"
+
+namespace forge {
+namespace fs = std::filesystem;
+
+namespace {
+
+// A shard name from an index must be a relative path that stays inside the checkpoint directory.
+bool SafeRelativeName(const std::string& name) {
+  if (name.empty() || name[0] == '/' || name.find('\0') != std::string::npos || name.find('\\') != std::string::npos) {
+    return false;
+  }
+  for (const auto& part : fs::path(name)) {
+    if (part == ".." || part == ".") return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<TensorRef> Checkpoint::Find(const std::string& name) const {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) return std::nullopt;
+  return it->second;
+}
+
+Status Checkpoint::AddShard(const std::string& rel_name) {
+  FORGE_ASSIGN_OR_RETURN(auto file, st::SafetensorsFile::Open((fs::path(dir_) / rel_name).string()));
+  shards_.push_back(std::move(file));
+  return Status();
+}
+
+Status Checkpoint::LoadIndexed(const std::string& index_path) {
+  FORGE_ASSIGN_OR_RETURN(std::string text, ReadTextFile(index_path));
+  nlohmann::json index;
+  try {
+    index = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    return Status::Invalid(std::string("index is not valid JSON: ") + e.what(), index_path);
+  }
+  auto wm = index.is_object() ? index.find("weight_map") : index.end();
+  if (!index.is_object() || wm == index.end() || !wm->is_object()) {
+    return Status::Invalid("index has no 'weight_map' object", index_path);
+  }
+  std::map<std::string, std::string> weight_map;
+  std::vector<std::string> shard_names;
+  for (auto it = wm->begin(); it != wm->end(); ++it) {
+    if (!it->is_string()) return Status::Invalid("weight_map value is not a string", index_path, it.key());
+    const std::string shard = it->get<std::string>();
+    if (!SafeRelativeName(shard)) {
+      return Status::Invalid(fmt::format("weight_map names shard '{}' outside the checkpoint directory", shard),
+                             index_path, it.key());
+    }
+    weight_map[it.key()] = shard;
+    if (std::find(shard_names.begin(), shard_names.end(), shard) == shard_names.end()) shard_names.push_back(shard);
+  }
+  std::sort(shard_names.begin(), shard_names.end());
+  std::map<std::string, const st::SafetensorsFile*> by_name;
+  for (const auto& s : shard_names) {
+    std::error_code ec;
+    if (!fs::is_regular_file(fs::path(dir_) / s, ec)) {
+      return Status::Invalid(fmt::format("weight_map names shard '{}' which does not exist", s), index_path);
+    }
+    FORGE_RETURN_IF_ERROR(AddShard(s));
+    by_name[s] = shards_.back().get();
+  }
+  for (const auto& [name, shard] : weight_map) {
+    const st::SafetensorsFile* f = by_name[shard];
+    const st::TensorInfo* info = f->Find(name);
+    if (info == nullptr) {
+      return Status::Invalid(fmt::format("index maps this tensor to '{}', which does not contain it", shard),
+                             index_path, name);
+    }
+    tensors_[name] = {f, info};
+  }
+  for (const auto& f : shards_) {
+    for (const auto& t : f->header().tensors) {
+      auto it = weight_map.find(t.name);
+      if (it == weight_map.end()) {
+        return Status::Invalid("shard holds a tensor the index does not list", f->path(), t.name);
+      }
+      if (by_name[it->second] != f.get()) {
+        return Status::Invalid(fmt::format("tensor is in two shards (index points to '{}')", it->second), f->path(),
+                               t.name);
+      }
+    }
+  }
+  uint64_t sum = 0;
+  for (const auto& [_, ref] : tensors_) sum += ref.info->nbytes();
+  auto meta = index.find("metadata");
+  if (meta != index.end() && meta->is_object() && meta->contains("total_size")) {
+    const auto& ts = (*meta)["total_size"];
+    if (!ts.is_number_unsigned() || ts.get<uint64_t>() != sum) {
+      warnings_.push_back(fmt::format("{}: metadata.total_size {} differs from the tensors' {} bytes",
+                                      kIndexFileName, ts.dump(), sum));
+    }
+  }
+  return Status();
+}
+
+Status Checkpoint::LoadUnindexed(const std::vector<std::string>& files) {
+  for (const auto& f : files) FORGE_RETURN_IF_ERROR(AddShard(f));
+  for (const auto& f : shards_) {
+    for (const auto& t : f->header().tensors) {
+      auto [it, inserted] = tensors_.emplace(t.name, TensorRef{f.get(), &t});
+      if (!inserted) {
+        return Status::Invalid(fmt::format("tensor is also in '{}'", it->second.file->path()), f->path(), t.name);
+      }
+    }
+  }
+  return Status();
+}
+
+Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
+  std::unique_ptr<Checkpoint> c(new Checkpoint());
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec) && EndsWith(path, ".safetensors")) {
+    c->dir_ = fs::path(path).parent_path().string();
+    if (c->dir_.empty()) c->dir_ = ".";
+    FORGE_RETURN_IF_ERROR(c->LoadUnindexed({fs::path(path).filename().string()}));
+  } else {
+    if (!fs::is_directory(path, ec)) return Status::Invalid("not a checkpoint directory or .safetensors file", path);
+    c->dir_ = path;
+    std::vector<std::string> st_files;
+    for (const auto& e : fs::directory_iterator(path, ec)) {
+      std::string name = e.path().filename().string();
+      if (!e.is_regular_file() || name.empty() || name[0] == '.') continue;
+      if (EndsWith(name, ".safetensors")) st_files.push_back(name);
+      else if (name != "config.json" && name != kIndexFileName && name != "forge-manifest.json") {
+        c->aux_files_.push_back(name);
+      }
+    }
+    if (ec) return Status::Invalid("cannot list directory: " + ec.message(), path);
+    std::sort(st_files.begin(), st_files.end());
+    std::sort(c->aux_files_.begin(), c->aux_files_.end());
+    const std::string index_path = (fs::path(path) / kIndexFileName).string();
+    if (fs::exists(index_path, ec)) {
+      c->has_index_ = true;
+      FORGE_RETURN_IF_ERROR(c->LoadIndexed(index_path));
+    } else if (std::find(st_files.begin(), st_files.end(), "model.safetensors") != st_files.end()) {
+      FORGE_RETURN_IF_ERROR(c->LoadUnindexed({"model.safetensors"}));
+    } else {
+      FORGE_RETURN_IF_ERROR(c->LoadUnindexed(st_files));
+    }
+    for (const auto& f : st_files) {
+      bool used = std::any_of(c->shards_.begin(), c->shards_.end(),
+                              [&](const auto& s) { return fs::path(s->path()).filename() == f; });
+      if (!used) c->unlisted_.push_back(f);
+    }
+    if (c->shards_.empty()) return Status::Invalid("no .safetensors files in directory", path);
+    const std::string config_path = (fs::path(path) / "config.json").string();
+    if (fs::exists(config_path, ec)) {
+      FORGE_ASSIGN_OR_RETURN(ModelConfig cfg, LoadModelConfig(config_path));
+      c->config_ = std::move(cfg);
+    }
+  }
+  for (const auto& [_, ref] : c->tensors_) c->total_bytes_ += ref.info->nbytes();
+  return c;
+}
+
+}  // namespace forge

@@ -1,0 +1,206 @@
+#include "forge/ckpt/config.h"
+
+#include <fmt/format.h>
+
+#include "forge/base/fs_util.h"
+
+namespace forge {
+namespace {
+
+using json = nlohmann::json;
+
+class FieldReader {
+ public:
+  FieldReader(const json& obj, std::string prefix, std::string path, std::vector<std::string>* missing)
+      : obj_(obj), prefix_(std::move(prefix)), path_(std::move(path)), missing_(missing) {}
+
+  Status Int(const char* key, int64_t* out, bool required) {
+    auto it = obj_.find(key);
+    if (it == obj_.end() || it->is_null()) {
+      if (required) missing_->push_back(prefix_ + key);
+      return Status();
+    }
+    if (!it->is_number_integer()) return TypeError(key, "an integer", *it);
+    *out = it->get<int64_t>();
+    if (*out < 0) return TypeError(key, "a non-negative integer", *it);
+    return Status();
+  }
+  Status Double(const char* key, double* out, bool required) {
+    auto it = obj_.find(key);
+    if (it == obj_.end() || it->is_null()) {
+      if (required) missing_->push_back(prefix_ + key);
+      return Status();
+    }
+    if (!it->is_number()) return TypeError(key, "a number", *it);
+    *out = it->get<double>();
+    return Status();
+  }
+  Status Bool(const char* key, bool* out) {
+    auto it = obj_.find(key);
+    if (it == obj_.end() || it->is_null()) return Status();
+    if (!it->is_boolean()) return TypeError(key, "a boolean", *it);
+    *out = it->get<bool>();
+    return Status();
+  }
+
+ private:
+  Status TypeError(const char* key, const char* want, const json& got) {
+    return Status::Invalid(fmt::format("config field '{}{}' must be {}, got {}", prefix_, key, want, got.dump()),
+                           path_);
+  }
+  const json& obj_;
+  std::string prefix_, path_;
+  std::vector<std::string>* missing_;
+};
+
+Result<QuantSpec> ParseQuantSpec(const json& j, const std::string& where, const std::string& path) {
+  QuantSpec q;
+  auto bad = [&](const std::string& what) {
+    return Status::Invalid(fmt::format("quantization entry '{}': {}", where, what), path);
+  };
+  if (!j.is_object()) return bad("must be an object or false");
+  auto bits = j.find("bits"), group = j.find("group_size"), mode = j.find("mode");
+  if (bits == j.end() || !bits->is_number_integer()) return bad("missing integer 'bits'");
+  if (group == j.end() || !group->is_number_integer()) return bad("missing integer 'group_size'");
+  q.bits = bits->get<int>();
+  q.group_size = group->get<int>();
+  // An entry without "mode" is affine to mlx-lm, whatever the top-level mode (spec §6.1).
+  if (mode != j.end()) {
+    if (!mode->is_string()) return bad("'mode' must be a string");
+    q.mode = mode->get<std::string>();
+  }
+  return q;
+}
+
+Result<std::optional<QuantConfig>> ParseQuant(const json& root, const json& text, const std::string& path) {
+  const json* q = nullptr;
+  QuantConfig qc;
+  for (const json* scope : {&root, &text}) {
+    for (const char* key : {"quantization", "quantization_config"}) {
+      auto it = scope->find(key);
+      if (q == nullptr && it != scope->end() && it->is_object()) {
+        q = &*it;
+        qc.source_key = key;
+      }
+    }
+  }
+  if (q == nullptr) return std::optional<QuantConfig>();
+  if (q->contains("bits") && q->contains("group_size")) {
+    FORGE_ASSIGN_OR_RETURN(QuantSpec top, ParseQuantSpec(*q, qc.source_key, path));
+    qc.top = top;
+  }
+  if (auto m = q->find("quant_method"); m != q->end() && m->is_string()) qc.legacy_method = m->get<std::string>();
+  for (auto it = q->begin(); it != q->end(); ++it) {
+    const std::string& k = it.key();
+    if (k == "bits" || k == "group_size" || k == "mode" || k == "quant_method") continue;
+    if (it->is_boolean() && !it->get<bool>()) {
+      qc.overrides[k] = std::nullopt;
+    } else if (it->is_object() && it->contains("bits")) {
+      FORGE_ASSIGN_OR_RETURN(QuantSpec s, ParseQuantSpec(*it, k, path));
+      qc.overrides[k] = s;
+    } else {
+      qc.ignored_keys.push_back(k);
+    }
+  }
+  return std::optional<QuantConfig>(std::move(qc));
+}
+
+}  // namespace
+
+int TextGeometry::CountLayers(const std::string& type) const {
+  int n = 0;
+  for (const auto& t : layer_types) n += t == type;
+  return n;
+}
+
+std::optional<QuantSpec> QuantConfig::For(const std::string& module_path) const {
+  auto it = overrides.find(module_path);
+  if (it != overrides.end()) return it->second;
+  return top;
+}
+
+Result<ModelConfig> ParseModelConfig(const json& raw, const std::string& path) {
+  if (!raw.is_object()) return Status::Invalid("config.json is not a JSON object", path);
+  ModelConfig c;
+  c.raw = raw;
+  auto tc = raw.find("text_config");
+  c.nested = tc != raw.end() && tc->is_object();
+  if (tc != raw.end() && !c.nested && !tc->is_null()) return Status::Invalid("'text_config' must be an object", path);
+  c.has_vision_config = raw.contains("vision_config") && raw["vision_config"].is_object();
+  if (auto mt = raw.find("model_type"); mt != raw.end() && mt->is_string()) c.model_type = mt->get<std::string>();
+  if (auto ar = raw.find("architectures"); ar != raw.end() && ar->is_array() && !ar->empty() && (*ar)[0].is_string()) {
+    c.architecture = (*ar)[0].get<std::string>();
+  }
+  const json& t = c.text_json();
+  if (auto mt = t.find("model_type"); mt != t.end() && mt->is_string()) c.text_model_type = mt->get<std::string>();
+
+  TextGeometry& g = c.text;
+  FieldReader r(t, c.nested ? "text_config." : "", path, &c.missing_fields);
+  FORGE_RETURN_IF_ERROR(r.Int("hidden_size", &g.hidden, true));
+  FORGE_RETURN_IF_ERROR(r.Int("num_hidden_layers", &g.layers, true));
+  FORGE_RETURN_IF_ERROR(r.Int("num_attention_heads", &g.heads, true));
+  FORGE_RETURN_IF_ERROR(r.Int("num_key_value_heads", &g.kv_heads, true));
+  FORGE_RETURN_IF_ERROR(r.Int("head_dim", &g.head_dim, true));
+  FORGE_RETURN_IF_ERROR(r.Int("vocab_size", &g.vocab, true));
+  FORGE_RETURN_IF_ERROR(r.Int("num_experts", &g.experts, false));
+  const bool moe = g.experts > 0;
+  FORGE_RETURN_IF_ERROR(r.Int("intermediate_size", &g.intermediate, !moe));
+  FORGE_RETURN_IF_ERROR(r.Int("num_experts_per_tok", &g.experts_per_tok, moe));
+  FORGE_RETURN_IF_ERROR(r.Int("moe_intermediate_size", &g.moe_intermediate, moe));
+  FORGE_RETURN_IF_ERROR(r.Int("shared_expert_intermediate_size", &g.shared_intermediate, moe));
+  FORGE_RETURN_IF_ERROR(r.Double("rms_norm_eps", &g.rms_norm_eps, true));
+
+  // tie_word_embeddings may sit at the top level, in text_config, or both (spec §1.1).
+  FORGE_RETURN_IF_ERROR(FieldReader(raw, "", path, &c.missing_fields).Bool("tie_word_embeddings", &g.tie_word_embeddings));
+  FORGE_RETURN_IF_ERROR(r.Bool("tie_word_embeddings", &g.tie_word_embeddings));
+
+  if (auto rp = t.find("rope_parameters"); rp != t.end() && rp->is_object()) {
+    FieldReader rr(*rp, (c.nested ? "text_config." : std::string()) + "rope_parameters.", path, &c.missing_fields);
+    FORGE_RETURN_IF_ERROR(rr.Double("rope_theta", &g.rope_theta, false));
+    FORGE_RETURN_IF_ERROR(rr.Double("partial_rotary_factor", &g.partial_rotary_factor, false));
+  }
+  if (g.rope_theta == 0) FORGE_RETURN_IF_ERROR(r.Double("rope_theta", &g.rope_theta, true));
+  if (g.partial_rotary_factor == 0) FORGE_RETURN_IF_ERROR(r.Double("partial_rotary_factor", &g.partial_rotary_factor, false));
+
+  if (auto lt = t.find("layer_types"); lt != t.end() && lt->is_array()) {
+    for (const auto& v : *lt) {
+      if (!v.is_string()) return Status::Invalid("config field 'layer_types' must hold strings", path);
+      g.layer_types.push_back(v.get<std::string>());
+    }
+  } else {
+    int64_t interval = 0;
+    FORGE_RETURN_IF_ERROR(r.Int("full_attention_interval", &interval, true));
+    if (interval > 0) {
+      g.layer_types_derived = true;
+      for (int64_t i = 0; i < g.layers; ++i) {
+        g.layer_types.push_back((i + 1) % interval == 0 ? "full_attention" : "linear_attention");
+      }
+    }
+  }
+  const bool has_linear = g.CountLayers("linear_attention") > 0 || g.layer_types.empty();
+  FORGE_RETURN_IF_ERROR(r.Int("linear_num_key_heads", &g.linear_k_heads, has_linear));
+  FORGE_RETURN_IF_ERROR(r.Int("linear_num_value_heads", &g.linear_v_heads, has_linear));
+  FORGE_RETURN_IF_ERROR(r.Int("linear_key_head_dim", &g.linear_k_dim, has_linear));
+  FORGE_RETURN_IF_ERROR(r.Int("linear_value_head_dim", &g.linear_v_dim, has_linear));
+  FORGE_RETURN_IF_ERROR(r.Int("linear_conv_kernel_dim", &g.conv_kernel, has_linear));
+
+  g.mtp_declared = t.contains("mtp_num_hidden_layers") && !t["mtp_num_hidden_layers"].is_null();
+  FORGE_RETURN_IF_ERROR(r.Int("mtp_num_hidden_layers", &g.mtp_layers, false));
+  FORGE_RETURN_IF_ERROR(r.Bool("mtp_use_dedicated_embeddings", &g.mtp_dedicated_embeddings));
+
+  FORGE_ASSIGN_OR_RETURN(c.quant, ParseQuant(raw, t, path));
+  return c;
+}
+
+Result<ModelConfig> LoadModelConfig(const std::string& path) {
+  FORGE_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path));
+  json raw;
+  try {
+    raw = json::parse(text);
+  } catch (const json::exception& e) {
+    return Status::Invalid(std::string("config.json is not valid JSON: ") + e.what(), path);
+  }
+  return ParseModelConfig(raw, path);
+}
+
+}  // namespace forge

@@ -1,0 +1,111 @@
+#include "forge/ckpt/tensor_names.h"
+
+#include <array>
+#include <cstdlib>
+#include <regex>
+
+namespace forge {
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+bool StartsWith(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+
+SplitName SplitTensorName(const std::string& name) {
+  struct Rule {
+    std::string_view prefix;
+    ModelPart part;
+    NamingStyle style;
+  };
+  // Longest prefixes first: "model.language_model." before "model.".
+  static constexpr std::array<Rule, 9> kRules = {{
+      {"model.language_model.", ModelPart::kLanguageModel, NamingStyle::kHfVlm},
+      {"model.visual.", ModelPart::kVision, NamingStyle::kHfVlm},
+      {"language_model.model.", ModelPart::kLanguageModel, NamingStyle::kMlx},
+      {"language_model.lm_head.", ModelPart::kLmHead, NamingStyle::kMlx},
+      {"language_model.mtp.", ModelPart::kMtp, NamingStyle::kMlx},
+      {"vision_tower.", ModelPart::kVision, NamingStyle::kMlx},
+      {"lm_head.", ModelPart::kLmHead, NamingStyle::kNeutral},
+      {"mtp.", ModelPart::kMtp, NamingStyle::kNeutral},
+      {"model.", ModelPart::kLanguageModel, NamingStyle::kHfText},
+  }};
+  for (const auto& r : kRules) {
+    if (StartsWith(name, r.prefix)) return {r.part, r.style, name.substr(r.prefix.size())};
+  }
+  return {ModelPart::kOther, NamingStyle::kUnknown, name};
+}
+
+std::string_view ModelPartName(ModelPart p) {
+  switch (p) {
+    case ModelPart::kLanguageModel: return "language_model";
+    case ModelPart::kLmHead: return "lm_head";
+    case ModelPart::kMtp: return "mtp";
+    case ModelPart::kVision: return "vision";
+    case ModelPart::kOther: return "other";
+  }
+  return "other";
+}
+
+int LayerIndex(const std::string& rel) {
+  if (!StartsWith(rel, "layers.")) return -1;
+  const char* p = rel.c_str() + 7;
+  char* end = nullptr;
+  long v = std::strtol(p, &end, 10);
+  if (end == p || *end != '.') return -1;
+  return static_cast<int>(v);
+}
+
+TensorRole ClassifyRole(const SplitName& n) {
+  const std::string& r = n.rel;
+  if (n.part == ModelPart::kVision) return TensorRole::kVision;
+  if (n.part == ModelPart::kOther) return TensorRole::kUnknown;
+  if (n.part == ModelPart::kLmHead) return EndsWith(r, ".scales") ? TensorRole::kQuantScales
+                                          : EndsWith(r, ".biases") ? TensorRole::kQuantBiases
+                                                                   : TensorRole::kLmHead;
+  if (EndsWith(r, ".scales")) return TensorRole::kQuantScales;
+  // Affine biases (".biases") never collide with a real parameter: Qwen3.5 linears have no bias.
+  if (EndsWith(r, ".biases")) return TensorRole::kQuantBiases;
+  if (n.part == ModelPart::kMtp) {
+    if (StartsWith(r, "fc.")) return TensorRole::kMtpFc;
+    if (r == "pre_fc_norm_hidden.weight" || r == "pre_fc_norm_embedding.weight") return TensorRole::kMtpPreFcNorm;
+    if (r == "norm.weight") return TensorRole::kMtpFinalNorm;
+  } else {
+    if (StartsWith(r, "embed_tokens.")) return TensorRole::kEmbed;
+    if (r == "norm.weight") return TensorRole::kFinalNorm;
+  }
+  if (EndsWith(r, ".input_layernorm.weight") || EndsWith(r, ".post_attention_layernorm.weight")) {
+    return TensorRole::kLayerNorm;
+  }
+  if (EndsWith(r, ".q_norm.weight") || EndsWith(r, ".k_norm.weight")) return TensorRole::kQkNorm;
+  if (EndsWith(r, ".linear_attn.norm.weight")) return TensorRole::kGatedNorm;
+  if (EndsWith(r, ".conv1d.weight")) return TensorRole::kConv1d;
+  if (EndsWith(r, ".A_log")) return TensorRole::kALog;
+  if (EndsWith(r, ".dt_bias")) return TensorRole::kDtBias;
+  if (EndsWith(r, ".mlp.gate.weight")) return TensorRole::kRouter;
+  if (EndsWith(r, ".mlp.shared_expert_gate.weight")) return TensorRole::kSharedExpertGate;
+  if (EndsWith(r, ".mlp.experts.gate_up_proj") || EndsWith(r, ".mlp.experts.down_proj")) {
+    return TensorRole::kExpertFused;
+  }
+  if (r.find(".mlp.switch_mlp.") != std::string::npos) return TensorRole::kExpertSwitch;
+  static const std::regex kPerExpert(R"(.*\.mlp\.experts\.\d+\.(gate|up|down)_proj\.weight)");
+  if (r.find(".mlp.experts.") != std::string::npos && std::regex_match(r, kPerExpert)) {
+    return TensorRole::kExpertPerExpert;
+  }
+  if (EndsWith(r, "_proj.weight")) return TensorRole::kLinear;
+  return TensorRole::kUnknown;
+}
+
+std::string_view TensorRoleName(TensorRole r) {
+  static constexpr std::array<std::string_view, 22> kNames = {
+      "embed", "lm_head", "final_norm", "layer_norm", "qk_norm", "gated_norm", "conv1d", "A_log", "dt_bias",
+      "linear", "router", "shared_expert_gate", "expert_fused", "expert_per_expert", "expert_switch_mlp",
+      "mtp_fc", "mtp_pre_fc_norm", "mtp_final_norm", "quant_scales", "quant_biases", "vision", "unknown"};
+  return kNames[static_cast<int>(r)];
+}
+
+bool IsZeroCentredNorm(TensorRole r) {
+  return r == TensorRole::kFinalNorm || r == TensorRole::kLayerNorm || r == TensorRole::kQkNorm ||
+         r == TensorRole::kMtpPreFcNorm || r == TensorRole::kMtpFinalNorm;
+}
+
+}  // namespace forge

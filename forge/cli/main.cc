@@ -1,0 +1,29 @@
+// forge: offline surgery on Qwen3.5/3.6 MTP checkpoints. Parses the command line and maps results to the
+// documented exit codes (README "Exit codes"); the commands themselves live in *_cmd.cc.
+#include <cstdio>
+
+#include "forge/base/status.h"
+#include "forge/cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"forge: inspect, convert, quantize, graft and verify Qwen3.5/3.6 MTP checkpoints", "forge"};
+  app.set_version_flag("--version", std::string("forge ") + FORGE_VERSION);
+  app.require_subcommand(1);
+  forge::cli::Action run;
+  forge::cli::SetupInspect(app, &run);
+  forge::cli::SetupReshard(app, &run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return static_cast<int>(forge::ExitCode::kUsage);
+  }
+  if (!run) return static_cast<int>(forge::ExitCode::kUsage);
+  return run();
+}

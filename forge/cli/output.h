@@ -1,0 +1,24 @@
+// How commands talk to the user: results on stdout (text or one JSON object with --json), errors as one
+// line on stderr ("forge: error: FILE: tensor 'T': RULE") and, with --json, as {"error", "exit_code"}.
+#pragma once
+
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "forge/base/status.h"
+
+namespace forge::cli {
+
+struct CommonFlags {
+  bool json = false;
+  bool quiet = false;
+  void Add(CLI::App* cmd);
+  bool show_progress() const { return !json && !quiet; }
+};
+
+int ReportError(const Status& st, const CommonFlags& flags);
+void PrintJson(const nlohmann::json& j);
+
+}  // namespace forge::cli

@@ -1,0 +1,140 @@
+#include "forge/plan/evaluate.h"
+
+#include <cstring>
+
+#include "forge/base/half.h"
+
+namespace forge::plan {
+namespace {
+
+uint64_t ElemBytes(DType d) { return static_cast<uint64_t>(DTypeBits(d)) / 8; }
+
+// Moves axis `from` to position `to`: a permutation copy done as outer x moved x inner blocks.
+Tensor DoMoveAxis(const Tensor& in, const TensorMeta& out_meta, int from, int to) {
+  Tensor out = Tensor::Allocate(out_meta);
+  const Shape& s = in.meta.shape;
+  const uint64_t esize = ElemBytes(in.meta.dtype);
+  // Express as permutation of the input axes; iterate over output elements in order.
+  const int nd = static_cast<int>(s.size());
+  std::vector<int> perm;  // perm[k] = input axis for output axis k
+  for (int i = 0; i < nd; ++i) if (i != from) perm.push_back(i);
+  perm.insert(perm.begin() + to, from);
+  std::vector<uint64_t> in_stride(nd);
+  uint64_t st = 1;
+  for (int i = nd - 1; i >= 0; --i) { in_stride[i] = st; st *= s[i]; }
+  const Shape& os = out_meta.shape;
+  std::vector<uint64_t> idx(nd, 0);
+  const uint64_t n = out_meta.numel();
+  uint8_t* dst = out.mutable_data();
+  for (uint64_t k = 0; k < n; ++k) {
+    uint64_t src = 0;
+    for (int a = 0; a < nd; ++a) src += idx[a] * in_stride[perm[a]];
+    std::memcpy(dst + k * esize, in.data + src * esize, esize);
+    for (int a = nd - 1; a >= 0; --a) {  // odometer increment over the output shape
+      if (++idx[a] < os[a]) break;
+      idx[a] = 0;
+    }
+  }
+  return out;
+}
+
+Tensor DoSlice(const Tensor& in, const TensorMeta& out_meta, int axis, uint64_t start) {
+  Tensor out = Tensor::Allocate(out_meta);
+  const Shape& s = in.meta.shape;
+  uint64_t outer = 1, inner = ElemBytes(in.meta.dtype);
+  for (int i = 0; i < axis; ++i) outer *= s[i];
+  for (size_t i = axis + 1; i < s.size(); ++i) inner *= s[i];
+  const uint64_t in_block = s[axis] * inner, out_block = out_meta.shape[axis] * inner;
+  for (uint64_t o = 0; o < outer; ++o) {
+    std::memcpy(out.mutable_data() + o * out_block, in.data + o * in_block + start * inner, out_block);
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor Tensor::Allocate(TensorMeta meta) {
+  Tensor t;
+  t.owned = std::make_shared<std::vector<uint8_t>>(meta.nbytes());
+  t.data = t.owned->data();
+  t.meta = std::move(meta);
+  return t;
+}
+
+float LoadAsF32(DType d, const uint8_t* p, uint64_t i) {
+  switch (d) {
+    case DType::kBF16: { uint16_t h; std::memcpy(&h, p + 2 * i, 2); return Bf16ToF32(h); }
+    case DType::kF16: { uint16_t h; std::memcpy(&h, p + 2 * i, 2); return F16ToF32(h); }
+    case DType::kF32: { float f; std::memcpy(&f, p + 4 * i, 4); return f; }
+    case DType::kF64: { double v; std::memcpy(&v, p + 8 * i, 8); return static_cast<float>(v); }
+    default: return 0.0f;  // plan construction only admits float dtypes here
+  }
+}
+
+void StoreFromF32(DType d, uint8_t* p, uint64_t i, float v) {
+  switch (d) {
+    case DType::kBF16: { uint16_t h = F32ToBf16(v); std::memcpy(p + 2 * i, &h, 2); break; }
+    case DType::kF16: { uint16_t h = F32ToF16(v); std::memcpy(p + 2 * i, &h, 2); break; }
+    case DType::kF32: std::memcpy(p + 4 * i, &v, 4); break;
+    case DType::kF64: { double x = v; std::memcpy(p + 8 * i, &x, 8); break; }
+    default: break;
+  }
+}
+
+Result<Tensor> Evaluate(const Expr& e) {
+  if (e.kind == OpKind::kSource) {
+    Tensor t;
+    t.meta = e.meta;
+    t.data = e.source.file->Data(*e.source.info);
+    return t;
+  }
+  std::vector<Tensor> in;
+  for (const auto& child : e.inputs) {
+    FORGE_ASSIGN_OR_RETURN(Tensor t, Evaluate(*child));
+    in.push_back(std::move(t));
+  }
+  switch (e.kind) {
+    case OpKind::kCast: {
+      Tensor out = Tensor::Allocate(e.meta);
+      const uint64_t n = e.meta.numel();
+      for (uint64_t i = 0; i < n; ++i) StoreFromF32(e.meta.dtype, out.mutable_data(), i, LoadAsF32(in[0].meta.dtype, in[0].data, i));
+      return out;
+    }
+    case OpKind::kAddConstant: {
+      Tensor out = Tensor::Allocate(e.meta);
+      const uint64_t n = e.meta.numel();
+      const float c = static_cast<float>(e.constant);
+      for (uint64_t i = 0; i < n; ++i) {
+        StoreFromF32(e.meta.dtype, out.mutable_data(), i, LoadAsF32(in[0].meta.dtype, in[0].data, i) + c);
+      }
+      return out;
+    }
+    case OpKind::kMoveAxis: return DoMoveAxis(in[0], e.meta, e.axis, e.axis_to);
+    case OpKind::kSlice: return DoSlice(in[0], e.meta, e.axis, e.start);
+    case OpKind::kReshape: {
+      Tensor out = in[0];
+      out.meta = e.meta;
+      return out;
+    }
+    case OpKind::kStack: {
+      Tensor out = Tensor::Allocate(e.meta);
+      const uint64_t part = in[0].meta.nbytes();
+      for (size_t i = 0; i < in.size(); ++i) std::memcpy(out.mutable_data() + i * part, in[i].data, part);
+      return out;
+    }
+    case OpKind::kCustom: return e.custom->Apply(in, e.meta);
+    case OpKind::kSource: break;
+  }
+  return Status::Invalid("plan: unknown operation");
+}
+
+uint64_t EstimateEvalBytes(const Expr& e) {
+  if (e.kind == OpKind::kSource) return 0;  // a view
+  uint64_t inputs = 0;
+  for (const auto& c : e.inputs) inputs += EstimateEvalBytes(*c) + (c->kind == OpKind::kSource ? 0 : c->meta.nbytes());
+  uint64_t own = e.kind == OpKind::kReshape ? 0 : e.meta.nbytes();
+  if (e.kind == OpKind::kCustom) own += e.custom->ScratchBytes(e.meta);
+  return inputs + own;
+}
+
+}  // namespace forge::plan

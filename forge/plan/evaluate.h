@@ -1,0 +1,32 @@
+// Materializes one plan expression. Sources are zero-copy views into the mapped shard; every other
+// operation allocates its output. Byte-layout operations (moveaxis, stack, slice, reshape) move elements
+// without interpreting them; cast and add-constant go through f32 with round-to-nearest-even.
+// Thread-safe: evaluations share nothing but the read-only mappings.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "forge/plan/expr.h"
+
+namespace forge::plan {
+
+struct Tensor {
+  TensorMeta meta;
+  const uint8_t* data = nullptr;
+  std::shared_ptr<std::vector<uint8_t>> owned;  // null for views into a mapping
+
+  static Tensor Allocate(TensorMeta meta);
+  uint8_t* mutable_data() { return owned->data(); }
+};
+
+Result<Tensor> Evaluate(const Expr& e);
+
+// Element access for float dtypes (F16, BF16, F32, F64) through f32.
+float LoadAsF32(DType d, const uint8_t* p, uint64_t i);
+void StoreFromF32(DType d, uint8_t* p, uint64_t i, float v);
+
+// Peak bytes an evaluation may hold at once (inputs materialized + output), for the writer's budget.
+uint64_t EstimateEvalBytes(const Expr& e);
+
+}  // namespace forge::plan

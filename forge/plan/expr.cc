@@ -1,0 +1,171 @@
+#include "forge/plan/expr.h"
+
+#include <fmt/format.h>
+
+#include "forge/st/header.h"
+
+namespace forge::plan {
+namespace {
+
+Result<ExprPtr> Make(Expr e) { return ExprPtr(std::make_shared<const Expr>(std::move(e))); }
+
+Status Bad(const std::string& what) { return Status::Invalid("plan: " + what); }
+
+}  // namespace
+
+uint64_t TensorMeta::numel() const {
+  uint64_t n = 0;
+  st::ShapeNumel(shape, &n);
+  return n;
+}
+uint64_t TensorMeta::nbytes() const { return numel() * static_cast<uint64_t>(DTypeBits(dtype)) / 8; }
+
+std::string ShapeString(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
+
+std::string Expr::Describe() const {
+  switch (kind) {
+    case OpKind::kSource: return fmt::format("src({})", source.info->name);
+    case OpKind::kCast: return fmt::format("cast({}, {})", DTypeName(meta.dtype), inputs[0]->Describe());
+    case OpKind::kMoveAxis: return fmt::format("moveaxis({}->{}, {})", axis, axis_to, inputs[0]->Describe());
+    case OpKind::kReshape: return fmt::format("reshape({}, {})", ShapeString(meta.shape), inputs[0]->Describe());
+    case OpKind::kStack: {
+      if (inputs.size() <= 2) {
+        std::vector<std::string> parts;
+        for (const auto& i : inputs) parts.push_back(i->Describe());
+        return fmt::format("stack({})", fmt::join(parts, ", "));
+      }
+      return fmt::format("stack({} x {} .. {})", inputs.size(), inputs.front()->Describe(), inputs.back()->Describe());
+    }
+    case OpKind::kSlice: return fmt::format("slice(axis {}, {}:{}, {})", axis, start, stop, inputs[0]->Describe());
+    case OpKind::kAddConstant:
+      return fmt::format("add_f32({:+g}, {}{})", constant, inputs[0]->Describe(),
+                         meta.dtype == inputs[0]->meta.dtype ? "" : fmt::format(" -> {}", DTypeName(meta.dtype)));
+    case OpKind::kCustom: {
+      std::vector<std::string> parts;
+      for (const auto& i : inputs) parts.push_back(i->Describe());
+      return fmt::format("{}({})", custom->Describe(), fmt::join(parts, ", "));
+    }
+  }
+  return "?";
+}
+
+Result<ExprPtr> Source(const TensorRef& ref) {
+  if (ref.info == nullptr || ref.file == nullptr) return Bad("source tensor missing");
+  Expr e;
+  e.kind = OpKind::kSource;
+  e.source = ref;
+  e.meta = {ref.info->dtype, ref.info->shape};
+  return Make(std::move(e));
+}
+
+Result<ExprPtr> Cast(ExprPtr in, DType to) {
+  if (!IsFloat(in->meta.dtype) || !IsFloat(to)) {
+    return Bad(fmt::format("cannot cast {} to {} (float dtypes only)", DTypeName(in->meta.dtype), DTypeName(to)));
+  }
+  if (in->meta.dtype == to) return in;
+  Expr e;
+  e.kind = OpKind::kCast;
+  e.meta = {to, in->meta.shape};
+  e.inputs = {std::move(in)};
+  return Make(std::move(e));
+}
+
+Result<ExprPtr> MoveAxis(ExprPtr in, int from, int to) {
+  const int nd = static_cast<int>(in->meta.shape.size());
+  if (from < 0 || from >= nd || to < 0 || to >= nd) return Bad(fmt::format("moveaxis {}->{} on {}-d tensor", from, to, nd));
+  if (from == to) return in;
+  Expr e;
+  e.kind = OpKind::kMoveAxis;
+  e.axis = from;
+  e.axis_to = to;
+  Shape s = in->meta.shape;
+  uint64_t d = s[from];
+  s.erase(s.begin() + from);
+  s.insert(s.begin() + to, d);
+  e.meta = {in->meta.dtype, s};
+  e.inputs = {std::move(in)};
+  return Make(std::move(e));
+}
+
+Result<ExprPtr> Reshape(ExprPtr in, Shape shape) {
+  TensorMeta m{in->meta.dtype, shape};
+  uint64_t n = 0;
+  if (!st::ShapeNumel(shape, &n) || n != in->meta.numel()) {
+    return Bad(fmt::format("reshape {} to {}: element counts differ", ShapeString(in->meta.shape), ShapeString(shape)));
+  }
+  Expr e;
+  e.kind = OpKind::kReshape;
+  e.meta = m;
+  e.inputs = {std::move(in)};
+  return Make(std::move(e));
+}
+
+Result<ExprPtr> Stack(std::vector<ExprPtr> parts) {
+  if (parts.empty()) return Bad("stack of nothing");
+  for (const auto& p : parts) {
+    if (p->meta.dtype != parts[0]->meta.dtype || p->meta.shape != parts[0]->meta.shape) {
+      return Bad(fmt::format("stack parts differ: {} {} vs {} {}", DTypeName(p->meta.dtype), ShapeString(p->meta.shape),
+                             DTypeName(parts[0]->meta.dtype), ShapeString(parts[0]->meta.shape)));
+    }
+  }
+  Expr e;
+  e.kind = OpKind::kStack;
+  Shape s = parts[0]->meta.shape;
+  s.insert(s.begin(), parts.size());
+  e.meta = {parts[0]->meta.dtype, s};
+  e.inputs = std::move(parts);
+  return Make(std::move(e));
+}
+
+Result<ExprPtr> Slice(ExprPtr in, int axis, uint64_t start, uint64_t stop) {
+  const int nd = static_cast<int>(in->meta.shape.size());
+  if (axis < 0 || axis >= nd || start > stop || stop > in->meta.shape[axis]) {
+    return Bad(fmt::format("slice axis {} [{}:{}] of {}", axis, start, stop, ShapeString(in->meta.shape)));
+  }
+  Expr e;
+  e.kind = OpKind::kSlice;
+  e.axis = axis;
+  e.start = start;
+  e.stop = stop;
+  Shape s = in->meta.shape;
+  s[axis] = stop - start;
+  e.meta = {in->meta.dtype, s};
+  e.inputs = {std::move(in)};
+  return Make(std::move(e));
+}
+
+Result<ExprPtr> AddConstant(ExprPtr in, double c, DType out) {
+  if (!IsFloat(in->meta.dtype) || !IsFloat(out)) return Bad("add-constant needs float dtypes");
+  Expr e;
+  e.kind = OpKind::kAddConstant;
+  e.constant = c;
+  e.meta = {out, in->meta.shape};
+  e.inputs = {std::move(in)};
+  return Make(std::move(e));
+}
+
+Result<ExprPtr> Custom(std::vector<ExprPtr> inputs, std::shared_ptr<const CustomOp> op, TensorMeta out) {
+  Expr e;
+  e.kind = OpKind::kCustom;
+  e.custom = std::move(op);
+  e.meta = std::move(out);
+  e.inputs = std::move(inputs);
+  return Make(std::move(e));
+}
+
+uint64_t Plan::total_bytes() const {
+  uint64_t n = 0;
+  for (const auto& t : tensors) n += t.expr->meta.nbytes();
+  return n;
+}
+
+Result<Plan> IdentityPlan(const Checkpoint& ckpt) {
+  Plan p;
+  for (const auto& [name, ref] : ckpt.tensors()) {
+    FORGE_ASSIGN_OR_RETURN(ExprPtr e, Source(ref));
+    p.tensors.push_back({name, std::move(e)});
+  }
+  return p;
+}
+
+}  // namespace forge::plan

@@ -1,0 +1,85 @@
+// A plan: the ordered list of output tensors, each a name plus an expression over source tensors.
+//
+// Expressions are immutable trees built by the functions below, which check shapes and dtypes when the
+// plan is built, so a plan that exists can be written (and --dry-run can report exact sizes). Nothing is
+// read or computed until the Writer evaluates an expression (evaluate.h). Passes map a Plan to a Plan.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "forge/base/dtype.h"
+#include "forge/base/status.h"
+#include "forge/ckpt/checkpoint.h"
+
+namespace forge::plan {
+
+using Shape = std::vector<uint64_t>;
+
+struct TensorMeta {
+  DType dtype = DType::kU8;
+  Shape shape;
+  uint64_t numel() const;
+  uint64_t nbytes() const;
+};
+
+struct Tensor;  // evaluate.h
+class Expr;
+using ExprPtr = std::shared_ptr<const Expr>;
+
+// Extension point for transforms defined outside forge/ (e.g. quantize codecs).
+class CustomOp {
+ public:
+  virtual ~CustomOp() = default;
+  virtual std::string Describe() const = 0;
+  virtual Result<Tensor> Apply(const std::vector<Tensor>& inputs, const TensorMeta& out) const = 0;
+  // Rough bytes of scratch memory Apply needs beyond inputs and output (for the writer's budget).
+  virtual uint64_t ScratchBytes(const TensorMeta& /*out*/) const { return 0; }
+};
+
+enum class OpKind { kSource, kCast, kMoveAxis, kReshape, kStack, kSlice, kAddConstant, kCustom };
+
+class Expr {
+ public:
+  OpKind kind = OpKind::kSource;
+  TensorMeta meta;  // of the result
+  std::vector<ExprPtr> inputs;
+  TensorRef source;         // kSource
+  int axis = 0, axis_to = 0;  // kMoveAxis (from, to), kSlice (axis)
+  uint64_t start = 0, stop = 0;  // kSlice
+  double constant = 0;           // kAddConstant
+  std::shared_ptr<const CustomOp> custom;
+
+  // One-line rendering, e.g. "add_f32(+1, src(model.norm.weight))".
+  std::string Describe() const;
+  // True for a bare source: the writer copies its bytes unchanged.
+  bool IsPlainCopy() const { return kind == OpKind::kSource; }
+};
+
+Result<ExprPtr> Source(const TensorRef& ref);
+Result<ExprPtr> Cast(ExprPtr in, DType to);  // float dtypes only; round to nearest even
+Result<ExprPtr> MoveAxis(ExprPtr in, int from, int to);
+Result<ExprPtr> Reshape(ExprPtr in, Shape shape);
+Result<ExprPtr> Stack(std::vector<ExprPtr> parts);  // along a new leading axis; equal metas
+Result<ExprPtr> Slice(ExprPtr in, int axis, uint64_t start, uint64_t stop);
+// y = round_to(out, f32(x) + c): computed in f32 and rounded once (the norm "+1" shift).
+Result<ExprPtr> AddConstant(ExprPtr in, double c, DType out);
+Result<ExprPtr> Custom(std::vector<ExprPtr> inputs, std::shared_ptr<const CustomOp> op, TensorMeta out);
+
+struct PlannedTensor {
+  std::string name;
+  ExprPtr expr;
+};
+
+struct Plan {
+  std::vector<PlannedTensor> tensors;
+  uint64_t total_bytes() const;
+};
+
+// The identity plan of a checkpoint: every tensor copied under its own name.
+Result<Plan> IdentityPlan(const Checkpoint& ckpt);
+
+std::string ShapeString(const Shape& s);
+
+}  // namespace forge::plan

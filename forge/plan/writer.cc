@@ -1,0 +1,188 @@
+#include "forge/plan/writer.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "forge/base/fs_util.h"
+#include "forge/base/progress.h"
+#include "forge/base/thread_pool.h"
+#include "forge/plan/evaluate.h"
+
+namespace forge::plan {
+namespace {
+namespace fs = std::filesystem;
+
+// Copies run in chunks so that source pages can be released as soon as they were written.
+constexpr uint64_t kCopyChunk = 64ull << 20;
+
+// Bytes of materialized tensors in flight. A request larger than the budget proceeds when nothing else is
+// in flight, so one huge tensor never deadlocks the writer.
+class ByteBudget {
+ public:
+  explicit ByteBudget(uint64_t cap) : cap_(cap) {}
+  void Acquire(uint64_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return used_ == 0 || used_ + n <= cap_; });
+    used_ += n;
+  }
+  void Release(uint64_t n) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      used_ -= n;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  uint64_t cap_, used_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
+Status PwriteAll(int fd, const uint8_t* data, uint64_t n, uint64_t offset, const std::string& path) {
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, data, n, static_cast<off_t>(offset));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Status::Invalid(std::string("write failed: ") + std::strerror(errno), path);
+    }
+    data += w;
+    n -= static_cast<uint64_t>(w);
+    offset += static_cast<uint64_t>(w);
+  }
+  return Status();
+}
+
+struct OpenShard {
+  int fd = -1;
+  std::string path;
+  uint64_t data_start = 0;
+};
+
+Status WriteTensor(const PlannedTensor& t, const st::TensorInfo& slot, const OpenShard& shard, ByteBudget* budget,
+                   Progress* progress) {
+  const uint64_t offset = shard.data_start + slot.begin;
+  const Expr& e = *t.expr;
+  if (e.IsPlainCopy()) {
+    const uint8_t* src = e.source.file->Data(*e.source.info);
+    const uint64_t src_off = e.source.file->header().data_start + e.source.info->begin;
+    for (uint64_t done = 0; done < slot.nbytes(); done += kCopyChunk) {
+      uint64_t n = std::min(kCopyChunk, slot.nbytes() - done);
+      FORGE_RETURN_IF_ERROR(PwriteAll(shard.fd, src + done, n, offset + done, shard.path));
+      e.source.file->ReleaseRange(src_off + done, n);
+      progress->Add(n);
+    }
+    return Status();
+  }
+  const uint64_t need = EstimateEvalBytes(e);
+  budget->Acquire(need);
+  Result<Tensor> value = Evaluate(e);
+  Status st = value.ok() ? Status() : value.status();
+  if (value.ok()) {
+    if (value->meta.nbytes() != slot.nbytes()) {
+      st = Status::Invalid("materialized size differs from the plan", {}, t.name);
+    } else {
+      st = PwriteAll(shard.fd, value->data, slot.nbytes(), offset, shard.path);
+    }
+  }
+  budget->Release(need);
+  if (!st.ok()) return Status::Error(st.code(), st.message(), st.file(), st.tensor().empty() ? t.name : st.tensor());
+  progress->Add(slot.nbytes());
+  return Status();
+}
+
+}  // namespace
+
+std::string DumpJson(const nlohmann::json& j) { return j.dump(2) + "\n"; }
+
+nlohmann::json BuildIndex(const std::vector<ShardPlan>& shards) {
+  nlohmann::json weight_map = nlohmann::json::object();
+  uint64_t total = 0;
+  for (const auto& s : shards) {
+    for (const auto& t : s.layout) {
+      weight_map[t.name] = s.file_name;
+      total += t.nbytes();
+    }
+  }
+  return {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+}
+
+Result<WriteReport> WritePlan(const Plan& plan, const std::string& out_dir, const WriteOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  FORGE_ASSIGN_OR_RETURN(std::vector<ShardPlan> shards,
+                         LayoutShards(plan, options.max_shard_size, options.metadata));
+  FORGE_ASSIGN_OR_RETURN(StagedDir staged, StagedDir::Create(out_dir, options.force, options.source_dirs));
+
+  std::vector<OpenShard> open(shards.size());
+  struct Job {
+    size_t shard, slot;
+  };
+  std::vector<Job> jobs;
+  WriteReport report;
+  report.out_dir = staged.final_path();
+  auto close_all = [&] {
+    for (auto& o : open) if (o.fd >= 0) ::close(o.fd);
+  };
+  for (size_t s = 0; s < shards.size(); ++s) {
+    OpenShard& o = open[s];
+    o.path = (fs::path(staged.temp_path()) / shards[s].file_name).string();
+    o.fd = ::open(o.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (o.fd < 0) {
+      close_all();
+      return Status::Invalid(std::string("cannot create: ") + std::strerror(errno), o.path);
+    }
+    o.data_start = shards[s].header.size();
+    Status st = PwriteAll(o.fd, reinterpret_cast<const uint8_t*>(shards[s].header.data()), shards[s].header.size(), 0, o.path);
+    if (st.ok() && ::ftruncate(o.fd, static_cast<off_t>(shards[s].file_size())) != 0) {
+      st = Status::Invalid(std::string("cannot size file: ") + std::strerror(errno), o.path);
+    }
+    if (!st.ok()) {
+      close_all();
+      return st;
+    }
+    for (size_t i = 0; i < shards[s].layout.size(); ++i) jobs.push_back({s, i});
+    report.shards.emplace_back(shards[s].file_name, shards[s].file_size());
+    report.file_bytes += shards[s].file_size();
+  }
+  report.tensor_bytes = plan.total_bytes();
+
+  {
+    ByteBudget budget(options.memory_budget);
+    Progress progress("writing", report.tensor_bytes, options.progress);
+    ThreadPool pool(options.threads);
+    Status st = pool.RunAll(jobs.size(), [&](size_t j) {
+      const ShardPlan& sp = shards[jobs[j].shard];
+      return WriteTensor(plan.tensors[sp.plan_index[jobs[j].slot]], sp.layout[jobs[j].slot], open[jobs[j].shard],
+                         &budget, &progress);
+    });
+    for (auto& o : open) {
+      if (st.ok() && ::fsync(o.fd) != 0) st = Status::Invalid(std::string("fsync failed: ") + std::strerror(errno), o.path);
+    }
+    close_all();
+    if (!st.ok()) return st;
+    progress.Finish();
+  }
+
+  const fs::path tmp(staged.temp_path());
+  if (shards.size() > 1) {
+    FORGE_RETURN_IF_ERROR(WriteTextFile((tmp / kIndexFileName).string(), DumpJson(BuildIndex(shards))));
+  }
+  if (options.config) FORGE_RETURN_IF_ERROR(WriteTextFile((tmp / "config.json").string(), DumpJson(*options.config)));
+  for (const auto& [src, name] : options.copy_files) {
+    FORGE_RETURN_IF_ERROR(CopyFileTo(src, (tmp / name).string()));
+  }
+  FORGE_RETURN_IF_ERROR(staged.Commit());
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+}  // namespace forge::plan
