@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# forge's main job on the bundled fixtures, no arguments needed: installs the apt dependencies, builds,
+# then shows what `forge inspect` finds in a fine-tune that lost its MTP head and in its base model.
+# (Grows into graft -> quantize -> verify as those commands land.)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/install_deps.sh && scripts/build.sh >/dev/null || exit 1
+FORGE=build/forge/cli/forge
+run() { echo "\$ forge $*"; "$FORGE" "$@"; echo "(exit $?)"; echo; }
+run inspect config fixtures/moe-vlm-finetune-nomtp
+run inspect config fixtures/moe-vlm-hf
+run inspect config fixtures/moe-vlm-mlx-mixed
+OUT=$(mktemp -d)/resharded
+run reshard --src fixtures/moe-vlm-hf --out "$OUT" --max-shard-size 250KB
+run inspect config --json "$OUT"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs forge's build dependencies from Debian 12 packages (no other sources).
+set -euo pipefail
+PKGS="build-essential cmake ninja-build nlohmann-json3-dev libcli11-dev libfmt-dev zlib1g-dev libssl-dev libgtest-dev libbenchmark-dev"
+missing=""
+for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi

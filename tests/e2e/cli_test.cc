@@ -1,0 +1,85 @@
+// The forge binary end to end: exit codes, --json, one-line errors, reshard through the writer.
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "tests/st/test_files.h"
+
+namespace forge {
+namespace {
+using namespace testing;
+
+TEST(Cli, InspectConfigJsonOnEveryStatus) {
+  struct Case { const char* fixture; const char* status; int code; };
+  for (Case c : {Case{"moe-vlm-hf", "ready", 0}, Case{"moe-vlm-finetune-nomtp", "declared_but_missing", 3},
+                 Case{"moe-vlm-mlx-mixed", "ready", 4}}) {
+    auto r = RunForge(std::string("inspect config --json ") + FixturePath(c.fixture));
+    EXPECT_EQ(r.exit_code, c.code) << c.fixture << r.err;
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["mtp"]["status"], c.status);
+    EXPECT_EQ(j["exit_code"], c.code);
+    for (const char* key : {"format", "model_type", "expert_layout", "norm_convention", "quantization", "tensor_count",
+                            "total_bytes"}) {
+      EXPECT_TRUE(j.contains(key)) << key;
+    }
+    EXPECT_TRUE(j["mtp"].contains("declared_layers") && j["mtp"].contains("tensors") && j["mtp"].contains("fix"));
+  }
+}
+
+TEST(Cli, InspectTensorsListsShardAndQuantization) {
+  auto r = RunForge("inspect tensors --json " + FixturePath("dense-vlm-mlx-q4"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  bool found = false;
+  for (const auto& t : j["tensors"]) {
+    if (t["name"] == "language_model.model.layers.0.mlp.up_proj.weight") {
+      EXPECT_EQ(t["quantization"], "affine:4:64");
+      EXPECT_EQ(t["dtype"], "U32");
+      EXPECT_EQ(t["shard"], "model.safetensors");
+      found = true;
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(Cli, UnreadableInputIsExitOneWithOneLine) {
+  TempDir t;
+  std::filesystem::create_directory(t.Sub("c"));
+  WriteFile(t.Sub("c/model.safetensors"), SafetensorsBytes(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})", 2));
+  auto r = RunForge("inspect config " + t.Sub("c"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("model.safetensors"), std::string::npos);
+  EXPECT_NE(r.err.find("MetadataIncompleteBuffer"), std::string::npos);
+  auto j = RunForge("inspect config --json " + t.Sub("c"));
+  EXPECT_EQ(nlohmann::json::parse(j.out)["exit_code"], 1);
+}
+
+TEST(Cli, UsageErrorsExit64) {
+  EXPECT_EQ(RunForge("").exit_code, 64);
+  EXPECT_EQ(RunForge("inspect config").exit_code, 64);
+  EXPECT_EQ(RunForge("no-such-command").exit_code, 64);
+  EXPECT_EQ(RunForge("--help").exit_code, 0);
+}
+
+TEST(Cli, ReshardWritesAtomicallyAndRefusesToOverwrite) {
+  TempDir t;
+  std::string out = t.Sub("out");
+  auto r = RunForge("reshard --src " + FixturePath("moe-vlm-hf") + " --out " + out + " --max-shard-size 200KB --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GE(nlohmann::json::parse(r.out)["shards"].size(), 3u);
+  auto inspect = RunForge("inspect config --json " + out);
+  EXPECT_EQ(inspect.exit_code, 0);
+  EXPECT_EQ(nlohmann::json::parse(inspect.out)["mtp"]["status"], "ready");
+  EXPECT_TRUE(std::filesystem::exists(out + "/tokenizer.json"));
+  auto again = RunForge("reshard --src " + FixturePath("moe-vlm-hf") + " --out " + out);
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("--force"), std::string::npos);
+  EXPECT_EQ(RunForge("reshard --src " + FixturePath("moe-vlm-hf") + " --out " + out + " --force -q").exit_code, 0);
+  auto dry = RunForge("reshard --dry-run --src " + FixturePath("moe-vlm-hf") + " --out " + t.Sub("never"));
+  EXPECT_EQ(dry.exit_code, 0);
+  EXPECT_FALSE(std::filesystem::exists(t.Sub("never")));
+}
+
+}  // namespace
+}  // namespace forge
