@@ -53,7 +53,10 @@ Result<StagedDir> StagedDir::Create(const std::string& final_path, bool force,
   if (!fs::is_directory(parent, ec)) {
     return Status::Invalid("parent directory does not exist", parent.string());
   }
-  std::string tmpl = (parent / ("." + fin.filename().string() + ".forge-tmp-XXXXXX")).string();
+  // Built with append: GCC 12 warns spuriously (-Wrestrict) on "." + std::string + "...".
+  std::string leaf = ".";
+  leaf.append(fin.filename().string()).append(".forge-tmp-XXXXXX");
+  std::string tmpl = (parent / leaf).string();
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   if (::mkdtemp(buf.data()) == nullptr) {
