@@ -1,12 +1,11 @@
 #include "inspect/norm_evidence.h"
 
 #include <cmath>
-#include <cstring>
 #include <map>
 
 #include <fmt/format.h>
 
-#include "forge/base/half.h"
+#include "forge/base/float_access.h"
 #include "forge/ckpt/tensor_names.h"
 
 namespace forge::inspect {
@@ -16,16 +15,10 @@ namespace {
 double MeanOf(const TensorRef& ref) {
   const uint64_t n = ref.info->numel();
   if (n == 0) return NAN;
+  if (!IsFloat(ref.info->dtype)) return NAN;
   const uint8_t* p = ref.file->Data(*ref.info);
   double sum = 0;
-  for (uint64_t i = 0; i < n; ++i) {
-    switch (ref.info->dtype) {
-      case DType::kBF16: { uint16_t h; std::memcpy(&h, p + 2 * i, 2); sum += Bf16ToF32(h); break; }
-      case DType::kF16: { uint16_t h; std::memcpy(&h, p + 2 * i, 2); sum += F16ToF32(h); break; }
-      case DType::kF32: { float f; std::memcpy(&f, p + 4 * i, 4); sum += f; break; }
-      default: return NAN;
-    }
-  }
+  for (uint64_t i = 0; i < n; ++i) sum += LoadAsF32(ref.info->dtype, p, i);
   return sum / static_cast<double>(n);
 }
 

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "forge/base/half.h"
+#include "forge/base/float_access.h"
 
 namespace forge::plan {
 namespace {
@@ -59,26 +59,6 @@ Tensor Tensor::Allocate(TensorMeta meta) {
   t.data = t.owned->data();
   t.meta = std::move(meta);
   return t;
-}
-
-float LoadAsF32(DType d, const uint8_t* p, uint64_t i) {
-  switch (d) {
-    case DType::kBF16: { uint16_t h; std::memcpy(&h, p + 2 * i, 2); return Bf16ToF32(h); }
-    case DType::kF16: { uint16_t h; std::memcpy(&h, p + 2 * i, 2); return F16ToF32(h); }
-    case DType::kF32: { float f; std::memcpy(&f, p + 4 * i, 4); return f; }
-    case DType::kF64: { double v; std::memcpy(&v, p + 8 * i, 8); return static_cast<float>(v); }
-    default: return 0.0f;  // plan construction only admits float dtypes here
-  }
-}
-
-void StoreFromF32(DType d, uint8_t* p, uint64_t i, float v) {
-  switch (d) {
-    case DType::kBF16: { uint16_t h = F32ToBf16(v); std::memcpy(p + 2 * i, &h, 2); break; }
-    case DType::kF16: { uint16_t h = F32ToF16(v); std::memcpy(p + 2 * i, &h, 2); break; }
-    case DType::kF32: std::memcpy(p + 4 * i, &v, 4); break;
-    case DType::kF64: { double x = v; std::memcpy(p + 8 * i, &x, 8); break; }
-    default: break;
-  }
 }
 
 Result<Tensor> Evaluate(const Expr& e) {

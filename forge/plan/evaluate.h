@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "forge/base/float_access.h"
 #include "forge/plan/expr.h"
 
 namespace forge::plan {
@@ -21,10 +22,6 @@ struct Tensor {
 };
 
 Result<Tensor> Evaluate(const Expr& e);
-
-// Element access for float dtypes (F16, BF16, F32, F64) through f32.
-float LoadAsF32(DType d, const uint8_t* p, uint64_t i);
-void StoreFromF32(DType d, uint8_t* p, uint64_t i, float v);
 
 // Peak bytes an evaluation may hold at once (inputs materialized + output), for the writer's budget.
 uint64_t EstimateEvalBytes(const Expr& e);
