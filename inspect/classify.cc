@@ -139,9 +139,8 @@ Report InspectCheckpoint(const Checkpoint& ckpt) {
   for (const auto& p : r.quant.problems) r.problems.push_back(p);
   r.norms = DetectNormConvention(ckpt, r.format);
   if (r.norms.overall == NormConvention::kMixed) {
-    r.problems.push_back(fmt::format("mixed norm convention: backbone {}, MTP {} ({}): convert with `forge convert --fix-norms`",
-                                     NormConventionName(r.norms.trunk), NormConventionName(r.norms.mtp),
-                                     fmt::join(r.norms.mtp_norm_tensors, ", ")));
+    r.problems.push_back(fmt::format("mixed norm convention: {}: bring them to one with `forge convert --fix-norms shifted`",
+                                     DescribeNormGroups(r.norms)));
   }
 
   const bool moe = ckpt.config() && ckpt.config()->text.is_moe();

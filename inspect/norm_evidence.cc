@@ -42,12 +42,37 @@ std::string_view NormConventionName(NormConvention c) {
   return "unknown";
 }
 
+namespace {
+
+bool Known(NormConvention c) { return c == NormConvention::kZeroCentred || c == NormConvention::kShifted; }
+
+// Which convention `m` sits closer to, given the backbone's mean for the same family.
+bool CloserToRaw(double m, double backbone_mean, NormConvention backbone) {
+  double raw_center = backbone == NormConvention::kShifted ? backbone_mean - 1.0 : backbone_mean;
+  return std::fabs(m - raw_center) < std::fabs(m - (raw_center + 1.0));
+}
+
+}  // namespace
+
+std::string DescribeNormGroups(const NormEvidence& ev) {
+  std::string out = fmt::format("backbone {} (conv1d layout)", NormConventionName(ev.trunk));
+  if (!ev.mtp_layer_norm_tensors.empty()) {
+    out += fmt::format("; MTP layer norms {} ({})", NormConventionName(ev.mtp_layers), fmt::join(ev.mtp_layer_norm_tensors, ", "));
+  }
+  if (!ev.mtp_head_norm_tensors.empty()) {
+    out += fmt::format("; MTP head norms {} ({})", NormConventionName(ev.mtp_head), fmt::join(ev.mtp_head_norm_tensors, ", "));
+  }
+  return out;
+}
+
 NormEvidence DetectNormConvention(const Checkpoint& ckpt, const std::string& format) {
   NormEvidence ev;
   int raw = 0, converted = 0;
   std::string first_raw, first_converted;
   std::map<std::string, std::pair<double, int>> trunk_family;  // family -> (sum of means, count)
   std::map<std::string, std::string> mtp_family_tensor;
+  double backbone_final = NAN;
+  std::string mtp_final;
   for (const auto& [name, ref] : ckpt.tensors()) {
     SplitName sn = SplitTensorName(name);
     TensorRole role = ClassifyRole(sn);
@@ -56,16 +81,19 @@ NormEvidence DetectNormConvention(const Checkpoint& ckpt, const std::string& for
       if (s[1] == 1 && s[2] != 1) { ++raw; if (first_raw.empty()) first_raw = name; }
       else if (s[2] == 1 && s[1] != 1) { ++converted; if (first_converted.empty()) first_converted = name; }
     }
-    if (IsZeroCentredNorm(role)) {
-      if (sn.part == ModelPart::kMtp) ev.mtp_norm_tensors.push_back(name);
-      std::string fam = NormFamily(sn.rel);
-      if (fam.empty()) continue;
-      if (sn.part == ModelPart::kLanguageModel) {
-        double m = MeanOf(ref);
-        if (!std::isnan(m)) { trunk_family[fam].first += m; trunk_family[fam].second += 1; }
-      } else if (sn.part == ModelPart::kMtp && LayerIndex(sn.rel) == 0) {
-        mtp_family_tensor[fam] = name;
-      }
+    if (!IsZeroCentredNorm(role)) continue;
+    if (sn.part == ModelPart::kMtp) {
+      (LayerIndex(sn.rel) >= 0 ? ev.mtp_layer_norm_tensors : ev.mtp_head_norm_tensors).push_back(name);
+      if (role == TensorRole::kMtpFinalNorm) mtp_final = name;
+    }
+    if (sn.part == ModelPart::kLanguageModel && role == TensorRole::kFinalNorm) backbone_final = MeanOf(ref);
+    std::string fam = NormFamily(sn.rel);
+    if (fam.empty()) continue;
+    if (sn.part == ModelPart::kLanguageModel) {
+      double m = MeanOf(ref);
+      if (!std::isnan(m)) { trunk_family[fam].first += m; trunk_family[fam].second += 1; }
+    } else if (sn.part == ModelPart::kMtp && LayerIndex(sn.rel) == 0) {
+      mtp_family_tensor[fam] = name;
     }
   }
   if (raw > 0 && converted == 0) {
@@ -83,40 +111,49 @@ NormEvidence DetectNormConvention(const Checkpoint& ckpt, const std::string& for
   } else {
     ev.evidence.push_back("no conv1d weight and no recognizable naming: convention unknown");
   }
+  if (!ev.has_mtp_norms()) {
+    ev.overall = ev.trunk;
+    return ev;
+  }
+  if (!Known(ev.trunk)) {
+    ev.evidence.push_back("backbone convention unknown: the MTP norms cannot be judged against it");
+    ev.overall = ev.trunk;
+    return ev;
+  }
 
-  if (!ev.mtp_norm_tensors.empty()) {
-    int votes_raw = 0, votes_shifted = 0;
-    const bool trunk_known = ev.trunk == NormConvention::kZeroCentred || ev.trunk == NormConvention::kShifted;
-    for (const auto& [fam, name] : mtp_family_tensor) {
-      auto tf = trunk_family.find(fam);
-      if (!trunk_known || tf == trunk_family.end()) continue;
-      double trunk_mean = tf->second.first / tf->second.second;
-      double raw_center = ev.trunk == NormConvention::kShifted ? trunk_mean - 1.0 : trunk_mean;
-      double m = MeanOf(*ckpt.Find(name));
-      if (std::isnan(m)) continue;
-      bool is_raw = std::fabs(m - raw_center) < std::fabs(m - (raw_center + 1.0));
-      (is_raw ? votes_raw : votes_shifted) += 1;
-      ev.evidence.push_back(fmt::format("{} mean {:.4f} vs backbone {} mean {:.4f} ({}) => {}", name, m, fam, trunk_mean,
-                                        NormConventionName(ev.trunk), is_raw ? "zero_centred" : "shifted"));
-    }
-    if (votes_raw + votes_shifted == 0) {
-      ev.evidence.push_back("MTP layer norms could not be compared with the backbone: MTP convention unknown");
-    } else if (votes_raw >= 3 * votes_shifted && votes_raw > votes_shifted) {
-      ev.mtp = NormConvention::kZeroCentred;
-    } else if (votes_shifted >= 3 * votes_raw && votes_shifted > votes_raw) {
-      ev.mtp = NormConvention::kShifted;
-    } else {
-      ev.mtp = NormConvention::kMixed;
-      ev.evidence.push_back(fmt::format("MTP layer norms disagree among themselves ({} zero_centred, {} shifted)", votes_raw, votes_shifted));
-    }
+  // MTP layer norms: one vote per family.
+  int votes_raw = 0, votes_shifted = 0;
+  for (const auto& [fam, name] : mtp_family_tensor) {
+    auto tf = trunk_family.find(fam);
+    double m = MeanOf(*ckpt.Find(name));
+    if (tf == trunk_family.end() || std::isnan(m)) continue;
+    double trunk_mean = tf->second.first / tf->second.second;
+    bool is_raw = CloserToRaw(m, trunk_mean, ev.trunk);
+    (is_raw ? votes_raw : votes_shifted) += 1;
+    ev.evidence.push_back(fmt::format("{} mean {:.4f} vs backbone {} mean {:.4f} ({}) => {}", name, m, fam, trunk_mean,
+                                      NormConventionName(ev.trunk), is_raw ? "zero_centred" : "shifted"));
   }
-  if (ev.mtp_norm_tensors.empty() || ev.mtp == NormConvention::kUnknown) {
-    ev.overall = ev.trunk;
-  } else if (ev.mtp == ev.trunk) {
-    ev.overall = ev.trunk;
+  if (votes_raw >= 3 * votes_shifted && votes_raw > 0) ev.mtp_layers = NormConvention::kZeroCentred;
+  else if (votes_shifted >= 3 * votes_raw && votes_shifted > 0) ev.mtp_layers = NormConvention::kShifted;
+  else if (votes_raw + votes_shifted > 0) {
+    ev.mtp_layers = NormConvention::kMixed;
+    ev.evidence.push_back(fmt::format("MTP layer norms disagree among themselves ({} zero_centred, {} shifted)", votes_raw, votes_shifted));
+  }
+
+  // MTP head norms: mtp.norm against the backbone's final norm; pre_fc norms follow.
+  if (!mtp_final.empty() && !std::isnan(backbone_final)) {
+    double m = MeanOf(*ckpt.Find(mtp_final));
+    bool is_raw = CloserToRaw(m, backbone_final, ev.trunk);
+    ev.mtp_head = is_raw ? NormConvention::kZeroCentred : NormConvention::kShifted;
+    ev.evidence.push_back(fmt::format("{} mean {:.4f} vs backbone final norm mean {:.4f} ({}) => MTP head norms {}", mtp_final, m,
+                                      backbone_final, NormConventionName(ev.trunk), NormConventionName(ev.mtp_head)));
   } else {
-    ev.overall = NormConvention::kMixed;
+    ev.mtp_head = ev.mtp_layers;
   }
+  if (ev.mtp_layers == NormConvention::kUnknown) ev.mtp_layers = ev.mtp_head;
+
+  ev.mtp = ev.mtp_layers == ev.mtp_head ? ev.mtp_layers : NormConvention::kMixed;
+  ev.overall = ev.mtp == ev.trunk || ev.mtp == NormConvention::kUnknown ? ev.trunk : NormConvention::kMixed;
   return ev;
 }
 

@@ -2,10 +2,14 @@
 // mixed, with the evidence used (spec §3.6, pitfalls 3, 5, 6).
 //
 // The backbone is decided by the conv1d layout only ([C,1,K] raw, [C,K,1] converted), never by weight
-// magnitude. The MTP block has no conv: its layer norms (input, post-attention, q, k) are compared with
-// the same norm families of the backbone, whose convention is known, and each family votes for the
-// convention it sits closer to. The pre_fc norms are never used (their gammas are < 0.5 in both
-// conventions, omlx #3750).
+// magnitude. The MTP block has no conv and is judged relative to the backbone, in two groups, because
+// third-party converters have shifted one and not the other (omlx #1507: MTP layer norms left raw):
+//   - layer norms (input, post-attention, q, k of mtp.layers.N): each is compared with the same norm family
+//     of the backbone, whose convention is known, and votes for the convention it sits closer to (>= 3:1
+//     decides, else "mixed");
+//   - head norms (mtp.norm, pre_fc_norm_hidden, pre_fc_norm_embedding): mtp.norm is compared with the
+//     backbone's final norm; the pre_fc norms follow it. They are never judged by their own magnitude
+//     (their gammas are < 0.5 in both conventions, omlx #3750).
 #pragma once
 
 #include <string>
@@ -21,11 +25,18 @@ std::string_view NormConventionName(NormConvention c);
 
 struct NormEvidence {
   NormConvention trunk = NormConvention::kUnknown;
-  NormConvention mtp = NormConvention::kUnknown;  // kUnknown when there is no MTP block
+  NormConvention mtp_layers = NormConvention::kUnknown;  // kUnknown when there is no MTP block
+  NormConvention mtp_head = NormConvention::kUnknown;
+  NormConvention mtp = NormConvention::kUnknown;  // both groups agreeing, else kMixed
   NormConvention overall = NormConvention::kUnknown;
   std::vector<std::string> evidence;
-  std::vector<std::string> mtp_norm_tensors;  // the MTP norms that follow the MTP convention
+  std::vector<std::string> mtp_layer_norm_tensors;  // mtp.layers.N.{input_layernorm,post_attention_layernorm,q_norm,k_norm}
+  std::vector<std::string> mtp_head_norm_tensors;   // mtp.norm, mtp.pre_fc_norm_*
+  bool has_mtp_norms() const { return !mtp_layer_norm_tensors.empty() || !mtp_head_norm_tensors.empty(); }
 };
+
+// One line naming each group's convention and, for the MTP groups, their tensors (for mixed refusals).
+std::string DescribeNormGroups(const NormEvidence& ev);
 
 // `format` is the detected naming ("hf"/"mlx"), used only when no conv1d exists at all.
 NormEvidence DetectNormConvention(const Checkpoint& ckpt, const std::string& format);

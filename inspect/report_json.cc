@@ -34,6 +34,8 @@ json ReportToJson(const Report& r) {
   j["norm_convention"] = NormConventionName(r.norms.overall);
   j["norm_detail"] = {{"backbone", NormConventionName(r.norms.trunk)},
                       {"mtp", NormConventionName(r.norms.mtp)},
+                      {"mtp_layer_norms", NormConventionName(r.norms.mtp_layers)},
+                      {"mtp_head_norms", NormConventionName(r.norms.mtp_head)},
                       {"evidence", r.norms.evidence}};
   json q;
   q["quantized"] = r.quant.quantized();

@@ -11,5 +11,6 @@ using Action = std::function<int()>;
 
 void SetupInspect(CLI::App& app, Action* run);
 void SetupReshard(CLI::App& app, Action* run);
+void SetupConvert(CLI::App& app, Action* run);
 
 }  // namespace forge::cli

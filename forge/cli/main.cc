@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   forge::cli::Action run;
   forge::cli::SetupInspect(app, &run);
+  forge::cli::SetupConvert(app, &run);
   forge::cli::SetupReshard(app, &run);
   try {
     app.parse(argc, argv);

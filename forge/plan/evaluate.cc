@@ -102,6 +102,22 @@ Result<Tensor> Evaluate(const Expr& e) {
       for (size_t i = 0; i < in.size(); ++i) std::memcpy(out.mutable_data() + i * part, in[i].data, part);
       return out;
     }
+    case OpKind::kConcat: {
+      // outer x (sum of the parts' blocks along axis) x inner
+      Tensor out = Tensor::Allocate(e.meta);
+      uint64_t outer = 1, inner = static_cast<uint64_t>(DTypeBits(e.meta.dtype)) / 8;
+      for (int i = 0; i < e.axis; ++i) outer *= e.meta.shape[i];
+      for (size_t i = e.axis + 1; i < e.meta.shape.size(); ++i) inner *= e.meta.shape[i];
+      uint8_t* dst = out.mutable_data();
+      for (uint64_t o = 0; o < outer; ++o) {
+        for (const auto& part : in) {
+          const uint64_t block = part.meta.shape[e.axis] * inner;
+          std::memcpy(dst, part.data + o * block, block);
+          dst += block;
+        }
+      }
+      return out;
+    }
     case OpKind::kCustom: return e.custom->Apply(in, e.meta);
     case OpKind::kSource: break;
   }

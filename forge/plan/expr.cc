@@ -36,6 +36,11 @@ std::string Expr::Describe() const {
       }
       return fmt::format("stack({} x {} .. {})", inputs.size(), inputs.front()->Describe(), inputs.back()->Describe());
     }
+    case OpKind::kConcat: {
+      std::vector<std::string> parts;
+      for (const auto& i : inputs) parts.push_back(i->Describe());
+      return fmt::format("concat(axis {}, {})", axis, fmt::join(parts, ", "));
+    }
     case OpKind::kSlice: return fmt::format("slice(axis {}, {}:{}, {})", axis, start, stop, inputs[0]->Describe());
     case OpKind::kAddConstant:
       return fmt::format("add_f32({:+g}, {}{})", constant, inputs[0]->Describe(),
@@ -113,6 +118,27 @@ Result<ExprPtr> Stack(std::vector<ExprPtr> parts) {
   Shape s = parts[0]->meta.shape;
   s.insert(s.begin(), parts.size());
   e.meta = {parts[0]->meta.dtype, s};
+  e.inputs = std::move(parts);
+  return Make(std::move(e));
+}
+
+Result<ExprPtr> Concat(std::vector<ExprPtr> parts, int axis) {
+  if (parts.empty()) return Bad("concat of nothing");
+  const Shape& first = parts[0]->meta.shape;
+  if (axis < 0 || axis >= static_cast<int>(first.size())) return Bad(fmt::format("concat axis {} of {}", axis, ShapeString(first)));
+  Shape out = first;
+  out[axis] = 0;
+  for (const auto& p : parts) {
+    Shape s = p->meta.shape;
+    if (p->meta.dtype != parts[0]->meta.dtype || s.size() != first.size()) return Bad("concat parts differ in dtype or rank");
+    out[axis] += s[axis];
+    s[axis] = first[axis];
+    if (s != first) return Bad(fmt::format("concat parts differ: {} vs {}", ShapeString(p->meta.shape), ShapeString(first)));
+  }
+  Expr e;
+  e.kind = OpKind::kConcat;
+  e.axis = axis;
+  e.meta = {parts[0]->meta.dtype, out};
   e.inputs = std::move(parts);
   return Make(std::move(e));
 }

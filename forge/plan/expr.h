@@ -38,7 +38,7 @@ class CustomOp {
   virtual uint64_t ScratchBytes(const TensorMeta& /*out*/) const { return 0; }
 };
 
-enum class OpKind { kSource, kCast, kMoveAxis, kReshape, kStack, kSlice, kAddConstant, kCustom };
+enum class OpKind { kSource, kCast, kMoveAxis, kReshape, kStack, kConcat, kSlice, kAddConstant, kCustom };
 
 class Expr {
  public:
@@ -46,7 +46,7 @@ class Expr {
   TensorMeta meta;  // of the result
   std::vector<ExprPtr> inputs;
   TensorRef source;         // kSource
-  int axis = 0, axis_to = 0;  // kMoveAxis (from, to), kSlice (axis)
+  int axis = 0, axis_to = 0;  // kMoveAxis (from, to), kSlice and kConcat (axis)
   uint64_t start = 0, stop = 0;  // kSlice
   double constant = 0;           // kAddConstant
   std::shared_ptr<const CustomOp> custom;
@@ -62,6 +62,7 @@ Result<ExprPtr> Cast(ExprPtr in, DType to);  // float dtypes only; round to near
 Result<ExprPtr> MoveAxis(ExprPtr in, int from, int to);
 Result<ExprPtr> Reshape(ExprPtr in, Shape shape);
 Result<ExprPtr> Stack(std::vector<ExprPtr> parts);  // along a new leading axis; equal metas
+Result<ExprPtr> Concat(std::vector<ExprPtr> parts, int axis);  // shapes equal except along `axis`
 Result<ExprPtr> Slice(ExprPtr in, int axis, uint64_t start, uint64_t stop);
 // y = round_to(out, f32(x) + c): computed in f32 and rounded once (the norm "+1" shift).
 Result<ExprPtr> AddConstant(ExprPtr in, double c, DType out);

@@ -21,9 +21,6 @@ namespace forge::plan {
 namespace {
 namespace fs = std::filesystem;
 
-// Copies run in chunks so that source pages can be released as soon as they were written.
-constexpr uint64_t kCopyChunk = 64ull << 20;
-
 // Bytes of materialized tensors in flight. A request larger than the budget proceeds when nothing else is
 // in flight, so one huge tensor never deadlocks the writer.
 class ByteBudget {
@@ -75,8 +72,8 @@ Status WriteTensor(const PlannedTensor& t, const st::TensorInfo& slot, const Ope
   if (e.IsPlainCopy()) {
     const uint8_t* src = e.source.file->Data(*e.source.info);
     const uint64_t src_off = e.source.file->header().data_start + e.source.info->begin;
-    for (uint64_t done = 0; done < slot.nbytes(); done += kCopyChunk) {
-      uint64_t n = std::min(kCopyChunk, slot.nbytes() - done);
+    for (uint64_t done = 0; done < slot.nbytes(); done += kCopyChunkBytes) {
+      uint64_t n = std::min(kCopyChunkBytes, slot.nbytes() - done);
       FORGE_RETURN_IF_ERROR(PwriteAll(shard.fd, src + done, n, offset + done, shard.path));
       e.source.file->ReleaseRange(src_off + done, n);
       progress->Add(n);

@@ -20,6 +20,9 @@
 
 namespace forge::plan {
 
+// Plain copies stream in chunks of this size; each chunk's source pages are released once written.
+inline constexpr uint64_t kCopyChunkBytes = 64ull << 20;
+
 struct WriteOptions {
   uint64_t max_shard_size = kDefaultMaxShardSize;
   unsigned threads = 0;                 // 0: all cores

@@ -33,7 +33,9 @@ TEST_P(Fixtures, Classified) {
   EXPECT_EQ(NormConventionName(r.norms.overall), x.norms);
   EXPECT_EQ(MtpStatusName(r.mtp.status), x.status);
   EXPECT_EQ(static_cast<int>(r.exit_code), x.exit_code) << (r.problems.empty() ? "" : r.problems.front());
-  if (x.exit_code == 0) EXPECT_TRUE(r.problems.empty());
+  if (x.exit_code == 0) {
+    EXPECT_TRUE(r.problems.empty());
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -51,8 +53,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Expect{"moe36-vlm-mlx", "mlx", "switch_mlp", "switch_mlp", "shifted", "ready", 0},
                       Expect{"moe-vlm-mlx-mixed", "mlx", "switch_mlp", "switch_mlp", "mixed", "ready", 4},
                       Expect{"dense-vlm-mlx-q4", "mlx", "dense", "dense", "shifted", "ready", 0}),
-    [](const auto& info) {
-      std::string n = info.param.fixture;
+    [](const auto& param_info) {
+      std::string n = param_info.param.fixture;
       for (auto& ch : n) if (ch == '-') ch = '_';
       return n;
     });

@@ -48,6 +48,15 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+std::string FirstDifference(const std::string& path_a, const std::string& path_b) {
+  const std::string a = ReadFile(path_a), b = ReadFile(path_b);
+  if (a == b) return {};
+  size_t i = 0;
+  while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
+  return path_a + " (" + std::to_string(a.size()) + " bytes) and " + path_b + " (" + std::to_string(b.size()) +
+         " bytes) differ at byte " + std::to_string(i);
+}
+
 void CopyTree(const std::string& from, const std::string& to) {
   fs::copy(from, to, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
 }

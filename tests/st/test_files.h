@@ -26,6 +26,8 @@ class TempDir {
 std::string SafetensorsBytes(const std::string& header_json, uint64_t data_bytes);
 void WriteFile(const std::string& path, const std::string& bytes);
 std::string ReadFile(const std::string& path);
+// Empty when equal, else where the two files first differ (never dumps binary into test output).
+std::string FirstDifference(const std::string& path_a, const std::string& path_b);
 void CopyTree(const std::string& from, const std::string& to);
 nlohmann::json ReadJson(const std::string& path);
 void WriteJson(const std::string& path, const nlohmann::json& j);

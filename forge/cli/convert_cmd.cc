@@ -1,0 +1,181 @@
+// `forge convert`: HF raw <-> MLX layout (graft/convert.h does the work; this file parses and reports).
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "forge/base/thread_pool.h"
+#include "forge/cli/commands.h"
+#include "forge/cli/output.h"
+#include "forge/plan/plan_diff.h"
+#include "forge/plan/writer.h"
+#include "graft/convert.h"
+
+namespace forge::cli {
+namespace {
+
+struct ConvertCliOptions {
+  std::string src, out, to = "mlx", dtype, fix_norms, expert_layout, mtp_expert_layout, max_shard_size = "5GB";
+  bool drop_mtp = false, drop_vision = false, dry_run = false, force = false;
+  unsigned threads = 0;
+  CommonFlags flags;
+};
+
+constexpr uint64_t kMemoryBudget = 1ull << 30;
+
+std::optional<ExpertLayout> ParseLayout(const std::string& s) {
+  if (s == "fused") return ExpertLayout::kFused;
+  if (s == "per_expert" || s == "per-expert") return ExpertLayout::kPerExpert;
+  return std::nullopt;
+}
+
+Result<graft::ConvertOptions> ToOptions(const ConvertCliOptions& c) {
+  graft::ConvertOptions o;
+  o.to = c.to == "hf" ? graft::TargetFormat::kHf : graft::TargetFormat::kMlx;
+  if (!c.dtype.empty()) {
+    const std::map<std::string, DType> dtypes = {{"bf16", DType::kBF16}, {"f16", DType::kF16}, {"f32", DType::kF32}};
+    o.dtype = dtypes.at(c.dtype);
+  }
+  o.drop_mtp = c.drop_mtp;
+  o.drop_vision = c.drop_vision;
+  if (!c.fix_norms.empty()) {
+    o.fix_norms = c.fix_norms == "shifted" ? inspect::NormConvention::kShifted : inspect::NormConvention::kZeroCentred;
+  }
+  if (!c.expert_layout.empty()) o.hf_backbone_layout = ParseLayout(c.expert_layout);
+  if (!c.mtp_expert_layout.empty()) o.hf_mtp_layout = ParseLayout(c.mtp_expert_layout);
+  if ((o.hf_backbone_layout || o.hf_mtp_layout) && o.to != graft::TargetFormat::kHf) {
+    return Status::Error(ExitCode::kUsage, "--expert-layout/--mtp-expert-layout apply to --to hf only");
+  }
+  return o;
+}
+
+nlohmann::json DryRunJson(const graft::ConvertPlan& cp, const plan::PlanDiff& d, const std::vector<plan::ShardPlan>& shards,
+                          const nlohmann::json& config_patch, uint64_t peak) {
+  nlohmann::json j;
+  j["dry_run"] = true;
+  j["source_format"] = cp.source_format;
+  j["norms"] = {{"backbone", inspect::NormConventionName(cp.norms.trunk)},
+                {"mtp_layer_norms", inspect::NormConventionName(cp.norms.mtp_layers)},
+                {"mtp_head_norms", inspect::NormConventionName(cp.norms.mtp_head)},
+                {"evidence", cp.norms.evidence},
+                {"deltas", {{"backbone", cp.deltas.backbone}, {"mtp_layers", cp.deltas.mtp_layers}, {"mtp_head", cp.deltas.mtp_head}}}};
+  j["already_in_target"] = cp.already_in_target;
+  j["notes"] = cp.notes;
+  j["unchanged"] = d.unchanged;
+  for (const auto& [from, to] : d.renamed) j["renamed"].push_back({{"from", from}, {"to", to}});
+  for (const auto& [name, how] : d.changed) j["changed"].push_back({{"name", name}, {"transform", how}});
+  j["added"] = d.added;
+  j["dropped"] = d.dropped;
+  j["output_tensors"] = cp.plan.tensors.size();
+  j["output_bytes"] = cp.plan.total_bytes();
+  for (const auto& s : shards) j["shards"].push_back({{"file", s.file_name}, {"bytes", s.file_size()}, {"tensors", s.layout.size()}});
+  j["estimated_peak_memory_bytes"] = peak;
+  j["config_changes"] = config_patch;
+  j["exit_code"] = 0;
+  return j;
+}
+
+void PrintDryRunText(const ConvertCliOptions& c, const graft::ConvertPlan& cp, const plan::PlanDiff& d,
+                     const std::vector<plan::ShardPlan>& shards, const nlohmann::json& config_patch, uint64_t peak) {
+  std::string o = fmt::format("convert {} -> {} (to {}), dry run: nothing written\n", c.src, c.out, c.to);
+  o += fmt::format("source: {}, norms: {}\n", cp.source_format, inspect::DescribeNormGroups(cp.norms));
+  for (const auto& e : cp.norms.evidence) o += "  evidence: " + e + "\n";
+  for (const auto& n : cp.notes) o += "  decision: " + n + "\n";
+  o += fmt::format("tensors: {} out ({} unchanged, {} renamed, {} changed, {} added), {} dropped\n", cp.plan.tensors.size(),
+                   d.unchanged.size(), d.renamed.size(), d.changed.size(), d.added.size(), d.dropped.size());
+  for (size_t i = 0; i < d.renamed.size() && i < 4; ++i) o += fmt::format("  renamed  {} -> {}\n", d.renamed[i].first, d.renamed[i].second);
+  if (d.renamed.size() > 4) o += fmt::format("  renamed  ... {} more (--json lists all)\n", d.renamed.size() - 4);
+  for (const auto& [name, how] : d.changed) o += fmt::format("  changed  {} = {}\n", name, how);
+  for (const auto& n : d.added) o += fmt::format("  added    {}\n", n);
+  for (const auto& n : d.dropped) o += fmt::format("  dropped  {}\n", n);
+  o += fmt::format("output: {} bytes of tensors in {} shard(s)\n", cp.plan.total_bytes(), shards.size());
+  for (const auto& s : shards) o += fmt::format("  {}  {} bytes  {} tensors\n", s.file_name, s.file_size(), s.layout.size());
+  o += fmt::format("estimated peak memory: {:.1f} MB\n", static_cast<double>(peak) / 1e6);
+  o += "config.json changes:\n";
+  if (config_patch.empty()) o += "  none\n";
+  for (const auto& op : config_patch) {
+    o += fmt::format("  {} {}{}\n", op["op"].get<std::string>(), op["path"].get<std::string>(),
+                     op.contains("value") ? " = " + op["value"].dump() : "");
+  }
+  std::fputs(o.c_str(), stdout);
+}
+
+int RunConvert(const ConvertCliOptions& c) {
+  auto max_size = plan::ParseByteSize(c.max_shard_size);
+  if (!max_size.ok()) return ReportError(max_size.status(), c.flags);
+  auto opts = ToOptions(c);
+  if (!opts.ok()) return ReportError(opts.status(), c.flags);
+  auto ckpt = Checkpoint::Open(c.src);
+  if (!ckpt.ok()) return ReportError(ckpt.status(), c.flags);
+  auto cp = graft::BuildConvertPlan(**ckpt, *opts);
+  if (!cp.ok()) return ReportError(cp.status(), c.flags);
+
+  if (c.dry_run) {
+    auto shards = plan::LayoutShards(cp->plan, *max_size, cp->metadata);
+    if (!shards.ok()) return ReportError(shards.status(), c.flags);
+    plan::PlanDiff diff = plan::DiffPlan(**ckpt, cp->plan);
+    nlohmann::json patch = nlohmann::json::diff((*ckpt)->config()->raw, cp->config);
+    const unsigned threads = c.threads ? c.threads : DefaultThreadCount();
+    uint64_t peak = plan::EstimatePeakBytes(cp->plan, threads, kMemoryBudget);
+    if (c.flags.json) PrintJson(DryRunJson(*cp, diff, *shards, patch, peak));
+    else PrintDryRunText(c, *cp, diff, *shards, patch, peak);
+    return 0;
+  }
+
+  plan::WriteOptions w;
+  w.max_shard_size = *max_size;
+  w.threads = c.threads;
+  w.memory_budget = kMemoryBudget;
+  w.force = c.force;
+  w.progress = c.flags.show_progress();
+  w.metadata = cp->metadata;
+  w.source_dirs = {(*ckpt)->dir()};
+  w.config = cp->config;
+  for (const auto& f : (*ckpt)->aux_files()) w.copy_files.emplace_back((std::filesystem::path((*ckpt)->dir()) / f).string(), f);
+  auto report = plan::WritePlan(cp->plan, c.out, w);
+  if (!report.ok()) return ReportError(report.status(), c.flags);
+  if (c.flags.json) {
+    nlohmann::json j = {{"out", report->out_dir}, {"to", c.to}, {"source_format", cp->source_format},
+                        {"already_in_target", cp->already_in_target}, {"notes", cp->notes},
+                        {"tensors", cp->plan.tensors.size()}, {"tensor_bytes", report->tensor_bytes},
+                        {"file_bytes", report->file_bytes}, {"seconds", report->seconds}, {"exit_code", 0}};
+    for (const auto& [name, bytes] : report->shards) j["shards"].push_back({{"file", name}, {"bytes", bytes}});
+    PrintJson(j);
+  } else {
+    for (const auto& n : cp->notes) std::printf("%s\n", n.c_str());
+    std::printf("wrote %s (%s layout): %zu tensors, %zu shard(s), %llu bytes in %.2f s\n", report->out_dir.c_str(),
+                c.to.c_str(), cp->plan.tensors.size(), report->shards.size(),
+                static_cast<unsigned long long>(report->file_bytes), report->seconds);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void SetupConvert(CLI::App& app, Action* run) {
+  auto c = std::make_shared<ConvertCliOptions>();
+  auto* cmd = app.add_subcommand("convert", "Convert between HF raw and MLX (mlx-vlm) layout, keeping MTP and vision");
+  cmd->add_option("--src", c->src, "Source checkpoint directory")->required();
+  cmd->add_option("--out", c->out, "Output directory (must not exist unless --force)")->required();
+  cmd->add_option("--to", c->to, "Target layout: mlx (default) or hf")->check(CLI::IsMember({"mlx", "hf"}));
+  cmd->add_option("--dtype", c->dtype, "Cast float weights (A_log is never cast): bf16, f16 (M1/M2), f32")
+      ->check(CLI::IsMember({"bf16", "f16", "f32"}));
+  cmd->add_flag("--drop-mtp", c->drop_mtp, "Leave the MTP head out (config set to 0 MTP layers)");
+  cmd->add_flag("--drop-vision", c->drop_vision, "Leave the vision tower and vision_config out");
+  cmd->add_option("--fix-norms", c->fix_norms,
+                  "Bring a mixed-convention checkpoint to this convention (shifted for MLX, zero_centred for HF)")
+      ->check(CLI::IsMember({"shifted", "zero_centred"}));
+  cmd->add_option("--expert-layout", c->expert_layout, "--to hf: backbone experts fused (default) or per_expert")
+      ->check(CLI::IsMember({"fused", "per_expert", "per-expert"}));
+  cmd->add_option("--mtp-expert-layout", c->mtp_expert_layout, "--to hf: MTP experts per_expert (default) or fused")
+      ->check(CLI::IsMember({"fused", "per_expert", "per-expert"}));
+  cmd->add_option("--max-shard-size", c->max_shard_size, "Largest shard, e.g. 5GB (default), 500MB, 2GiB");
+  cmd->add_option("--threads", c->threads, "Worker threads (default: all cores)");
+  cmd->add_flag("--dry-run", c->dry_run, "Print the plan (renamed/changed/dropped, shards, peak memory, config) only");
+  cmd->add_flag("--force", c->force, "Replace an existing output directory");
+  c->flags.Add(cmd);
+  cmd->callback([run, c] { *run = [c] { return RunConvert(*c); }; });
+}
+
+}  // namespace forge::cli
