@@ -42,9 +42,11 @@ std::string ReportToText(const Report& r) {
   line("vision tower", r.vision_tensors ? fmt::format("present ({} tensors)", r.vision_tensors)
                                         : (r.vision_config ? "config only, no tensors" : "absent"));
   line("experts", fmt::format("backbone {}, mtp {}", ExpertLayoutName(r.backbone_layout), ExpertLayoutName(r.mtp_layout)));
-  line("norms", fmt::format("{} (backbone {}, mtp layer norms {}, mtp head norms {})", NormConventionName(r.norms.overall),
-                            NormConventionName(r.norms.trunk), NormConventionName(r.norms.mtp_layers),
-                            NormConventionName(r.norms.mtp_head)));
+  line("norms", r.norms.has_mtp_norms()
+                    ? fmt::format("{} (backbone {}, mtp layer norms {}, mtp head norms {})", NormConventionName(r.norms.overall),
+                                  NormConventionName(r.norms.trunk), NormConventionName(r.norms.mtp_layers),
+                                  NormConventionName(r.norms.mtp_head))
+                    : fmt::format("{} (backbone; no MTP norms)", NormConventionName(r.norms.overall)));
   for (const auto& e : r.norms.evidence) line("", "- " + e);
   if (r.quant.quantized() || r.quant.config_present) {
     std::string q = r.quant.top ? QuantSpecString(*r.quant.top) : (r.quant.legacy_method.empty() ? "?" : r.quant.legacy_method);

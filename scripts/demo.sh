@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # forge's main job on the bundled fixtures, no arguments needed: installs the apt dependencies, builds,
-# then shows what `forge inspect` finds in a fine-tune that lost its MTP head and in its base model.
+# then shows what `forge inspect` finds in a fine-tune that lost its MTP head and in its base model, converts
+# the base to MLX keeping its MTP head, and repairs a mixed-convention checkpoint.
 # (Grows into graft -> quantize -> verify as those commands land.)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,11 @@ run() { echo "\$ forge $*"; "$FORGE" "$@"; echo "(exit $?)"; echo; }
 run inspect config fixtures/moe-vlm-finetune-nomtp
 run inspect config fixtures/moe-vlm-hf
 run inspect config fixtures/moe-vlm-mlx-mixed
-OUT=$(mktemp -d)/resharded
-run reshard --src fixtures/moe-vlm-hf --out "$OUT" --max-shard-size 250KB
-run inspect config --json "$OUT"
+TMP=$(mktemp -d)
+run convert --dry-run --src fixtures/moe-vlm-hf --out "$TMP/moe-mlx"
+run convert --src fixtures/moe-vlm-hf --out "$TMP/moe-mlx"
+run inspect config "$TMP/moe-mlx"
+run convert --src fixtures/moe-vlm-mlx-mixed --out "$TMP/fixed"
+run convert --fix-norms shifted --src fixtures/moe-vlm-mlx-mixed --out "$TMP/fixed"
+run inspect config "$TMP/fixed"
+rm -rf "$TMP"

@@ -83,3 +83,45 @@ TEST(Cli, ReshardWritesAtomicallyAndRefusesToOverwrite) {
 
 }  // namespace
 }  // namespace forge
+
+namespace forge {
+namespace {
+using namespace testing;
+
+TEST(CliConvert, DryRunJsonDescribesThePlanAndWritesNothing) {
+  TempDir t;
+  auto r = RunForge("convert --dry-run --json --src " + FixturePath("moe-vlm-hf") + " --out " + t.Sub("out"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_FALSE(std::filesystem::exists(t.Sub("out")));
+  EXPECT_EQ(j["source_format"], "hf");
+  EXPECT_EQ(j["norms"]["deltas"]["backbone"], 1.0);
+  EXPECT_EQ(j["renamed"].size(), 84u);
+  EXPECT_EQ(j["changed"].size(), 33u);
+  EXPECT_EQ(j["dropped"].size(), 0u);
+  EXPECT_EQ(j["shards"][0]["file"], "model.safetensors");
+  EXPECT_GT(j["estimated_peak_memory_bytes"].get<uint64_t>(), 0u);
+  EXPECT_EQ(j["config_changes"][0]["path"], "/forge_conversion");
+}
+
+TEST(CliConvert, WritesMlxThatInspectCallsReadyAndRefusesMixed) {
+  TempDir t;
+  auto r = RunForge("convert -q --src " + FixturePath("moe36-vlm-hf") + " --out " + t.Sub("mlx"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(RunForge("inspect config --json " + t.Sub("mlx")).out);
+  EXPECT_EQ(j["format"], "mlx");
+  EXPECT_EQ(j["norm_convention"], "shifted");
+  EXPECT_EQ(j["mtp"]["status"], "ready");
+  EXPECT_EQ(j["exit_code"], 0);
+  auto mixed = RunForge("convert --src " + FixturePath("moe-vlm-mlx-mixed") + " --out " + t.Sub("never"));
+  EXPECT_EQ(mixed.exit_code, 4);
+  EXPECT_EQ(std::count(mixed.err.begin(), mixed.err.end(), '\n'), 1);
+  EXPECT_NE(mixed.err.find("--fix-norms"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(t.Sub("never")));
+  EXPECT_EQ(RunForge("convert --to hf --fix-norms shifted --src " + FixturePath("moe-vlm-mlx-mixed") + " --out " +
+                     t.Sub("never")).exit_code, 64);
+  EXPECT_EQ(RunForge("convert --dtype f8 --src a --out b").exit_code, 64);
+}
+
+}  // namespace
+}  // namespace forge
