@@ -174,9 +174,17 @@ Result<ConvertPlan> BuildConvertPlan(const Checkpoint& ckpt, const ConvertOption
       cp.config[kProvenanceKey] = {{"from", cp.source_format},
                                    {"backbone_experts", std::string(ExpertLayoutName(src_backbone))},
                                    {"mtp_experts", std::string(ExpertLayoutName(src_mtp))}};
+      // mlx-lm knows only qwen3_5 / qwen3_5_moe and reads a flat config as the text config (spec §1.1).
+      if (!cfg.nested && EndsWith(cfg.model_type, "_text")) {
+        cp.config[kProvenanceKey]["model_type"] = cfg.model_type;
+        cp.config["model_type"] = cfg.model_type.substr(0, cfg.model_type.size() - 5);
+        cp.notes.push_back(fmt::format("model_type {} -> {} (what mlx-lm loads)", cfg.model_type,
+                                       cp.config["model_type"].get<std::string>()));
+      }
     }
     cp.metadata = {{"format", "mlx"}};
   } else {
+    if (!provenance.is_null() && provenance.contains("model_type")) cp.config["model_type"] = provenance["model_type"];
     cp.config.erase(kProvenanceKey);
     cp.metadata = {{"format", "pt"}};
   }

@@ -15,7 +15,7 @@ void CollectSources(const Expr& e, std::set<std::string>* out) {
   for (const auto& c : e.inputs) CollectSources(*c, out);
 }
 
-constexpr uint64_t kProcessAllowance = 64ull << 20;  // binary, heap, headers
+constexpr uint64_t kProcessAllowance = 32ull << 20;  // binary, libraries, heap, parsed headers
 
 }  // namespace
 
@@ -41,13 +41,19 @@ PlanDiff DiffPlan(const Checkpoint& source, const Plan& plan) {
 
 uint64_t EstimatePeakBytes(const Plan& plan, unsigned threads, uint64_t memory_budget) {
   std::vector<uint64_t> evals;
-  for (const auto& t : plan.tensors) evals.push_back(EstimateEvalBytes(*t.expr));
+  uint64_t largest_copy = 0;
+  for (const auto& t : plan.tensors) {
+    evals.push_back(EstimateEvalBytes(*t.expr));
+    if (t.expr->IsPlainCopy()) largest_copy = std::max(largest_copy, t.expr->meta.nbytes());
+  }
   std::sort(evals.rbegin(), evals.rend());
   uint64_t in_flight = 0;
   for (unsigned i = 0; i < threads && i < evals.size(); ++i) in_flight += evals[i];
   // The budget caps concurrent evaluations, except that one larger than the budget runs alone.
   if (!evals.empty()) in_flight = std::min(in_flight, std::max(memory_budget, evals.front()));
-  return kProcessAllowance + in_flight + static_cast<uint64_t>(threads) * kCopyChunkBytes;
+  // Plain copies touch at most one chunk of source pages per thread before releasing them.
+  const uint64_t copies = static_cast<uint64_t>(threads) * std::min(kCopyChunkBytes, largest_copy);
+  return kProcessAllowance + in_flight + copies;
 }
 
 }  // namespace forge::plan

@@ -336,6 +336,19 @@ TEST(Convert, TextOnlyNamesRoundTripThroughModelPrefix) {
   EXPECT_EQ(HfName("vision_tower.pos_embed.weight", HfNaming::kVlm), "model.visual.pos_embed.weight");
 }
 
+TEST(Convert, FlatTextConfigGetsTheModelTypeMlxLmLoads) {
+  TempDir t;
+  ConvertTo(FixturePath("dense-text-hf"), t.Sub("mlx"), {});
+  auto cfg = ReadJson(t.Sub("mlx/config.json"));
+  EXPECT_EQ(cfg["model_type"], "qwen3_5");
+  EXPECT_EQ(cfg["forge_conversion"]["model_type"], "qwen3_5_text");
+  auto out = Checkpoint::Open(t.Sub("mlx"));
+  EXPECT_NE((*out)->Find("language_model.model.layers.0.linear_attn.conv1d.weight"), std::nullopt);
+  ConvertTo(t.Sub("mlx"), t.Sub("hf"), ToHf());
+  EXPECT_EQ(ReadJson(t.Sub("hf/config.json")), ReadJson(FixturePath("dense-text-hf/config.json")));
+  EXPECT_NE(Checkpoint::Open(t.Sub("hf")).value()->Find("model.layers.0.linear_attn.conv1d.weight"), std::nullopt);
+}
+
 TEST(Convert, QuantizedToHfIsRefused) {
   auto q = Checkpoint::Open(FixturePath("dense-vlm-mlx-q4"));
   auto r = BuildConvertPlan(**q, ToHf());
