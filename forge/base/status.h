@@ -77,6 +77,7 @@ class [[nodiscard]] Result {
     if (!_st.ok()) return _st;            \
   } while (0)
 
+// Declares a temporary: use it as a statement of its own (inside braces after an if).
 #define FORGE_CONCAT_INNER(a, b) a##b
 #define FORGE_CONCAT(a, b) FORGE_CONCAT_INNER(a, b)
 #define FORGE_ASSIGN_OR_RETURN(lhs, expr) FORGE_ASSIGN_OR_RETURN_IMPL(FORGE_CONCAT(_res_, __LINE__), lhs, expr)

@@ -12,5 +12,6 @@ using Action = std::function<int()>;
 void SetupInspect(CLI::App& app, Action* run);
 void SetupReshard(CLI::App& app, Action* run);
 void SetupConvert(CLI::App& app, Action* run);
+void SetupQuantize(CLI::App& app, Action* run);  // quantize and dequantize
 
 }  // namespace forge::cli

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   forge::cli::Action run;
   forge::cli::SetupInspect(app, &run);
   forge::cli::SetupConvert(app, &run);
+  forge::cli::SetupQuantize(app, &run);
   forge::cli::SetupReshard(app, &run);
   try {
     app.parse(argc, argv);

@@ -61,7 +61,21 @@ Tensor Tensor::Allocate(TensorMeta meta) {
   return t;
 }
 
+Result<Tensor> CustomOp::Apply(const std::vector<Tensor>& /*inputs*/, const TensorMeta& /*out*/) const {
+  return Status::Invalid("plan: custom operation " + Describe() + " has no Apply");
+}
+
+Result<Tensor> CustomOp::Run(const Expr& self) const {
+  std::vector<Tensor> in;
+  for (const auto& child : self.inputs) {
+    FORGE_ASSIGN_OR_RETURN(Tensor t, Evaluate(*child));
+    in.push_back(std::move(t));
+  }
+  return Apply(in, self.meta);
+}
+
 Result<Tensor> Evaluate(const Expr& e) {
+  if (e.kind == OpKind::kCustom) return e.custom->Run(e);
   if (e.kind == OpKind::kSource) {
     Tensor t;
     t.meta = e.meta;
@@ -118,7 +132,7 @@ Result<Tensor> Evaluate(const Expr& e) {
       }
       return out;
     }
-    case OpKind::kCustom: return e.custom->Apply(in, e.meta);
+    case OpKind::kCustom: break;  // handled above
     case OpKind::kSource: break;
   }
   return Status::Invalid("plan: unknown operation");

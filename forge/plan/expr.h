@@ -1,6 +1,7 @@
 // A plan: the ordered list of output tensors, each a name plus an expression over source tensors.
 //
-// Expressions are immutable trees built by the functions below, which check shapes and dtypes when the
+// Sources point into an open Checkpoint (its mappings and headers): the Checkpoint must outlive every plan
+// built from it. Expressions are immutable trees built by the functions below, which check shapes and dtypes when the
 // plan is built, so a plan that exists can be written (and --dry-run can report exact sizes). Nothing is
 // read or computed until the Writer evaluates an expression (evaluate.h). Passes map a Plan to a Plan.
 #pragma once
@@ -28,12 +29,15 @@ struct Tensor;  // evaluate.h
 class Expr;
 using ExprPtr = std::shared_ptr<const Expr>;
 
-// Extension point for transforms defined outside forge/ (e.g. quantize codecs).
+// Extension point for transforms defined outside forge/ (e.g. quantize codecs). Ops whose outputs share
+// one computation (a quantized weight, its scales and biases) override Run() to evaluate their inputs once
+// and hand out the parts; the others implement Apply() on evaluated inputs.
 class CustomOp {
  public:
   virtual ~CustomOp() = default;
   virtual std::string Describe() const = 0;
-  virtual Result<Tensor> Apply(const std::vector<Tensor>& inputs, const TensorMeta& out) const = 0;
+  virtual Result<Tensor> Apply(const std::vector<Tensor>& inputs, const TensorMeta& out) const;
+  virtual Result<Tensor> Run(const Expr& self) const;  // default: evaluate inputs, then Apply
   // Rough bytes of scratch memory Apply needs beyond inputs and output (for the writer's budget).
   virtual uint64_t ScratchBytes(const TensorMeta& /*out*/) const { return 0; }
 };

@@ -1,0 +1,106 @@
+#include "graft/quantize_recipe.h"
+
+#include <fmt/format.h>
+
+#include "graft/cast_pass.h"
+#include "graft/convert.h"
+#include "quantize/dequantize_pass.h"
+#include "quantize/quant_config.h"
+#include "quantize/quantize_pass.h"
+
+namespace forge::graft {
+namespace {
+
+bool IsQwen(const Checkpoint& ckpt) {
+  if (!ckpt.config()) return false;
+  const std::string& mt = ckpt.config()->model_type;
+  return mt.rfind("qwen3_5", 0) == 0 || mt.rfind("qwen3_6", 0) == 0;
+}
+
+bool HasScales(const Checkpoint& ckpt) {
+  for (const auto& [name, ref] : ckpt.tensors()) {
+    if (EndsWith(name, ".scales")) return true;
+  }
+  return false;
+}
+
+void DropQuantizationKeys(nlohmann::json* cfg) {
+  cfg->erase("quantization");
+  cfg->erase("quantization_config");
+  if (cfg->contains("text_config") && (*cfg)["text_config"].is_object()) (*cfg)["text_config"].erase("quantization_config");
+}
+
+// The float plan of an MLX-layout checkpoint: dequantized when quantized.
+Result<plan::Plan> FloatPlan(const Checkpoint& ckpt, std::optional<DType> dtype, std::string* kind) {
+  FORGE_ASSIGN_OR_RETURN(plan::Plan p, plan::IdentityPlan(ckpt));
+  if (!HasScales(ckpt)) return p;
+  *kind = "mlx-quantized";
+  if (!ckpt.config() || !ckpt.config()->quant) {
+    return Status::Invalid("quantized tensors but config.json has no quantization block", ckpt.dir());
+  }
+  return quant::DequantizePass(p, *ckpt.config()->quant, dtype);
+}
+
+}  // namespace
+
+Result<QuantizeRecipe> BuildQuantizeRecipe(const Checkpoint& ckpt, QuantizeOptions o) {
+  QuantizeRecipe r;
+  plan::Plan p;
+  r.metadata = {{"format", "mlx"}};
+  if (IsQwen(ckpt)) {
+    ConvertOptions co;  // to MLX; an MLX input goes through as plain copies
+    FORGE_ASSIGN_OR_RETURN(ConvertPlan cp, BuildConvertPlan(ckpt, co));
+    r.input_kind = cp.source_format;
+    r.notes = cp.notes;
+    r.config = cp.config;
+    if (HasScales(ckpt)) {
+      FORGE_ASSIGN_OR_RETURN(p, FloatPlan(ckpt, o.dtype, &r.input_kind));
+      r.notes.push_back("requantize: dequantized with the parameters in config.json, then quantized");
+    } else {
+      p = std::move(cp.plan);
+    }
+  } else {
+    r.input_kind = "tensors";
+    o.policy.qwen_model = false;
+    r.notes.push_back("no Qwen3.5/3.6 config: tensor-level mode (every 2-D+ float .weight whose last dim divides)");
+    if (ckpt.config()) r.config = ckpt.config()->raw;
+    FORGE_ASSIGN_OR_RETURN(p, FloatPlan(ckpt, o.dtype, &r.input_kind));
+    auto fmt_it = ckpt.shards().front()->header().metadata.find("format");
+    if (fmt_it != ckpt.shards().front()->header().metadata.end()) r.metadata["format"] = fmt_it->second;
+  }
+  if (o.dtype) {
+    FORGE_ASSIGN_OR_RETURN(p, CastFloats(p, *o.dtype));
+  }
+  if (o.measure_fidelity) r.fidelity = std::make_shared<quant::FidelityCollector>();
+  FORGE_ASSIGN_OR_RETURN(quant::QuantizePassResult q, quant::QuantizePass(p, o.policy, o.rules, r.fidelity));
+  r.plan = std::move(q.plan);
+  r.quantized = std::move(q.quantized);
+  r.kept = std::move(q.kept);
+  if (!r.config) r.config = nlohmann::json::object();
+  DropQuantizationKeys(&*r.config);
+  nlohmann::json block = quant::QuantizationBlock(o.policy.top, r.quantized);
+  (*r.config)["quantization"] = block;
+  (*r.config)["quantization_config"] = block;
+  return r;
+}
+
+Result<QuantizeRecipe> BuildDequantizeRecipe(const Checkpoint& ckpt, std::optional<DType> dtype) {
+  QuantizeRecipe r;
+  r.input_kind = "mlx";
+  FORGE_ASSIGN_OR_RETURN(r.plan, FloatPlan(ckpt, dtype, &r.input_kind));
+  if (r.input_kind != "mlx-quantized") {
+    return Status::Error(ExitCode::kNothingToDo, "no quantized tensors (no .scales): nothing to dequantize", ckpt.dir());
+  }
+  if (dtype) {
+    FORGE_ASSIGN_OR_RETURN(r.plan, CastFloats(r.plan, *dtype));
+  }
+  if (ckpt.config()) {
+    r.config = ckpt.config()->raw;
+    DropQuantizationKeys(&*r.config);
+  }
+  auto fmt_it = ckpt.shards().front()->header().metadata.find("format");
+  r.metadata = {{"format", fmt_it != ckpt.shards().front()->header().metadata.end() ? fmt_it->second : "mlx"}};
+  return r;
+}
+
+}  // namespace forge::graft

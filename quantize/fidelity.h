@@ -1,0 +1,32 @@
+// How close dequantize(quantize(w)) is to w, per tensor: cosine similarity, max and mean absolute error
+// (accumulated in double). Collected across writer threads. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace forge::quant {
+
+struct Fidelity {
+  double cosine = 1.0, max_abs_error = 0.0, mean_abs_error = 0.0;
+  uint64_t elements = 0;
+  uint64_t quantized_bytes = 0;  // packed weight + scales + biases
+  std::string params;
+};
+
+class FidelityCollector {
+ public:
+  void Add(const std::string& name, const Fidelity& f);
+  std::map<std::string, Fidelity> Snapshot() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, Fidelity> by_tensor_;
+};
+
+// Compares n float32 values.
+Fidelity Compare(const float* original, const float* reconstructed, uint64_t n);
+
+}  // namespace forge::quant
