@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # forge's main job on the bundled fixtures, no arguments needed: installs the apt dependencies, builds,
 # then shows what `forge inspect` finds in a fine-tune that lost its MTP head and in its base model, converts
-# the base to MLX keeping its MTP head, and repairs a mixed-convention checkpoint.
+# the base to MLX keeping its MTP head, repairs a mixed-convention checkpoint, quantizes (4-bit, with the
+# fidelity report) and requantizes to mxfp8.
 # (Grows into graft -> quantize -> verify as those commands land.)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,4 +19,7 @@ run inspect config "$TMP/moe-mlx"
 run convert --src fixtures/moe-vlm-mlx-mixed --out "$TMP/fixed"
 run convert --fix-norms shifted --src fixtures/moe-vlm-mlx-mixed --out "$TMP/fixed"
 run inspect config "$TMP/fixed"
+run quantize --src fixtures/moe-vlm-hf --out "$TMP/moe-q4" --mode affine --bits 4 --report "$TMP/fidelity.json"
+run inspect config "$TMP/moe-q4"
+run quantize --src "$TMP/moe-q4" --out "$TMP/moe-mxfp8" --mode mxfp8
 rm -rf "$TMP"

@@ -125,3 +125,42 @@ TEST(CliConvert, WritesMlxThatInspectCallsReadyAndRefusesMixed) {
 
 }  // namespace
 }  // namespace forge
+
+namespace forge {
+namespace {
+using namespace testing;
+
+TEST(CliQuantize, RulesFollowCommandLineOrderAndReportFidelity) {
+  TempDir t;
+  const std::string src = FixturePath("dense-vlm-hf");
+  auto a = RunForge("quantize -q --src " + src + " --out " + t.Sub("a") + " --override '*.mlp.*=affine:8:32' --skip '*.mlp.down_proj'" +
+                    " --report " + t.Sub("a.json"));
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  auto qa = ReadJson(t.Sub("a/config.json"))["quantization"];
+  EXPECT_FALSE(qa.contains("language_model.model.layers.0.mlp.down_proj"));
+  EXPECT_EQ(qa["language_model.model.layers.0.mlp.up_proj"]["bits"], 8);
+  auto report = ReadJson(t.Sub("a.json"));
+  EXPECT_GT(report["totals"]["cosine_min"].get<double>(), 0.9);
+  EXPECT_TRUE(report["tensors"].contains("language_model.model.embed_tokens.weight"));
+  auto b = RunForge("quantize -q --src " + src + " --out " + t.Sub("b") + " --skip '*.mlp.down_proj' --override '*.mlp.*=affine:8:32'");
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(ReadJson(t.Sub("b/config.json"))["quantization"]["language_model.model.layers.0.mlp.down_proj"]["bits"], 8);
+}
+
+TEST(CliQuantize, DryRunJsonAndUsageErrors) {
+  TempDir t;
+  auto d = RunForge("quantize --dry-run --json --mode nvfp4 --src " + FixturePath("moe-vlm-hf") + " --out " + t.Sub("x"));
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  auto j = nlohmann::json::parse(d.out);
+  EXPECT_EQ(j["quantization"]["mode"], "nvfp4");
+  EXPECT_EQ(j["quantized"]["language_model.model.layers.0.mlp.gate"], "affine:8:64");
+  EXPECT_TRUE(j["kept_float"].contains("language_model.mtp.fc.weight"));
+  EXPECT_FALSE(std::filesystem::exists(t.Sub("x")));
+  EXPECT_EQ(RunForge("quantize --mode mxfp4 --bits 8 --src a --out b").exit_code, 64);
+  EXPECT_EQ(RunForge("quantize --mode affine --group-size 48 --src a --out b").exit_code, 64);
+  EXPECT_EQ(RunForge("quantize --override nonsense --src " + FixturePath("dense-vlm-hf") + " --out " + t.Sub("y")).exit_code, 64);
+  EXPECT_EQ(RunForge("dequantize --src " + FixturePath("dense-vlm-hf") + " --out " + t.Sub("z")).exit_code, 2);
+}
+
+}  // namespace
+}  // namespace forge
