@@ -166,10 +166,19 @@ int RunQuantize(const QuantizeCliOptions& c) {
     PrintJson(j);
   } else {
     for (const auto& n : r->notes) std::printf("%s\n", n.c_str());
-    std::printf("wrote %s: %zu quantized modules (%s), %llu bytes in %.2f s\n", j["out"].get<std::string>().c_str(),
-                r->quantized.size(), (*r->config)["quantization"].dump().c_str(),
+    const auto& q = (*r->config)["quantization"];
+    size_t overrides = 0;
+    for (const auto& v : q) overrides += v.is_object();
+    std::printf("wrote %s: %zu quantized modules, %s:%d:%d with %zu per-module overrides, %llu bytes in %.2f s\n",
+                j["out"].get<std::string>().c_str(), r->quantized.size(), q["mode"].get<std::string>().c_str(),
+                q["bits"].get<int>(), q["group_size"].get<int>(), overrides,
                 static_cast<unsigned long long>(j["file_bytes"].get<uint64_t>()), j["seconds"].get<double>());
-    if (j.contains("fidelity")) std::printf("fidelity: %s (per tensor: %s)\n", j["fidelity"].dump().c_str(), c.report.c_str());
+    if (j.contains("fidelity")) {
+      const auto& f = j["fidelity"];
+      std::printf("fidelity: %.3f bits/weight, cosine mean %.5f (min %.5f), abs error mean %.3g (max %.3g); per tensor in %s\n",
+                  f["bits_per_weight_quantized"].get<double>(), f["cosine_mean"].get<double>(), f["cosine_min"].get<double>(),
+                  f["mean_abs_error"].get<double>(), f["max_abs_error"].get<double>(), c.report.c_str());
+    }
   }
   return 0;
 }
