@@ -197,6 +197,30 @@ TEST(QuantizeCommand, DequantizeRestoresFloatsAndConfig) {
   EXPECT_EQ(again.status().code(), ExitCode::kNothingToDo);
 }
 
+TEST(QuantizeCommand, OutputIsDeterministicAcrossThreadCounts) {
+  auto ckpt = Checkpoint::Open(FixturePath("moe-vlm-hf"));
+  TempDir t;
+  for (unsigned threads : {1u, 3u}) {
+    QuantizeOptions o = Opts(quant::DefaultParams(quant::QuantMode::kNvfp4));
+    o.measure_fidelity = true;
+    auto r = BuildQuantizeRecipe(**ckpt, o);
+    ASSERT_TRUE(r.ok());
+    plan::WriteOptions w;
+    w.progress = false;
+    w.threads = threads;
+    w.max_shard_size = 100'000;
+    w.metadata = r->metadata;
+    w.config = r->config;
+    ASSERT_TRUE(plan::WritePlan(r->plan, t.Sub(threads == 1 ? "t1" : "t3"), w).ok());
+  }
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(t.Sub("t1"))) {
+    EXPECT_EQ(FirstDifference(e.path().string(), t.Sub("t3/") + e.path().filename().string()), "");
+    ++files;
+  }
+  EXPECT_GT(files, 3);
+}
+
 TEST(QuantizeCommand, NanIsAnErrorNamingTheTensorAndNothingIsWritten) {
   TempDir t;
   std::vector<float> v(64 * 64, 0.5f);
