@@ -74,6 +74,16 @@ Status RefuseMixed(const inspect::NormEvidence& ev) {
 }  // namespace
 
 Result<ConvertPlan> BuildConvertPlan(const Checkpoint& ckpt, const ConvertOptions& o) {
+  FORGE_ASSIGN_OR_RETURN(plan::Plan p, plan::IdentityPlan(ckpt));
+  const bool quantized = std::any_of(ckpt.tensors().begin(), ckpt.tensors().end(),
+                                     [](const auto& kv) { return EndsWith(kv.first, ".scales"); });
+  if (quantized && o.to == TargetFormat::kHf) {
+    return Status::Invalid("quantized checkpoint: dequantize it first (forge dequantize), then convert --to hf", ckpt.dir());
+  }
+  return BuildConvertPlanFrom(ckpt, std::move(p), o);
+}
+
+Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan p, const ConvertOptions& o) {
   ConvertPlan cp;
   if (!ckpt.config()) return Status::Invalid("convert needs config.json (geometry, tying, vision)", ckpt.dir());
   const ModelConfig& cfg = *ckpt.config();
@@ -82,11 +92,6 @@ Result<ConvertPlan> BuildConvertPlan(const Checkpoint& ckpt, const ConvertOption
     return Status::Error(ExitCode::kStructural, fmt::format("tensor names are {} HF/MLX naming", cp.source_format), ckpt.dir());
   }
   const bool to_mlx = o.to == TargetFormat::kMlx;
-  const bool quantized = std::any_of(ckpt.tensors().begin(), ckpt.tensors().end(),
-                                     [](const auto& kv) { return EndsWith(kv.first, ".scales"); });
-  if (quantized && !to_mlx) {
-    return Status::Invalid("quantized checkpoint: dequantize it first (forge dequantize), then convert --to hf", ckpt.dir());
-  }
 
   // Norm deltas from the evidence, never from magnitudes alone.
   cp.norms = inspect::DetectNormConvention(ckpt, cp.source_format);
@@ -106,7 +111,6 @@ Result<ConvertPlan> BuildConvertPlan(const Checkpoint& ckpt, const ConvertOption
   auto from = [&](NormConvention c) { return c == NormConvention::kZeroCentred || c == NormConvention::kShifted ? c : cp.norms.trunk; };
   cp.deltas = {Delta(cp.norms.trunk, target), Delta(from(cp.norms.mtp_layers), target), Delta(from(cp.norms.mtp_head), target)};
 
-  FORGE_ASSIGN_OR_RETURN(plan::Plan p, plan::IdentityPlan(ckpt));
   const TextGeometry& g = cfg.text;
   uint64_t in_channels = 3;
   if (cfg.has_vision_config) in_channels = cfg.raw["vision_config"].value("in_channels", 3);

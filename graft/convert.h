@@ -45,5 +45,8 @@ struct ConvertPlan {
 };
 
 Result<ConvertPlan> BuildConvertPlan(const Checkpoint& ckpt, const ConvertOptions& options);
+// The same passes over `start` instead of the checkpoint's identity plan (e.g. a dequantized plan of it);
+// the checkpoint still supplies config and norm evidence.
+Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan start, const ConvertOptions& options);
 
 }  // namespace forge::graft

@@ -10,7 +10,6 @@
 namespace forge::graft {
 namespace {
 
-const std::regex kPerExpert(R"((.*\.mlp)\.experts\.(\d+)\.(gate|up|down)_proj\.weight)");
 const std::regex kSwitch(R"((.*\.mlp)\.switch_mlp\.(gate|up|down)_proj\.weight)");
 
 }  // namespace
@@ -20,28 +19,29 @@ Result<plan::Plan> StackExpertsToSwitchMlp(const plan::Plan& in) {
   // (base, proj) -> expert index -> expression; emitted where the group's first member stood.
   std::map<std::pair<std::string, std::string>, std::map<int, plan::ExprPtr>> groups;
   std::map<std::pair<std::string, std::string>, size_t> slot;
-  std::smatch m;
+  std::string base, proj;
+  int expert = 0;
   for (const auto& t : in.tensors) {
-    if (std::regex_match(t.name, m, kPerExpert)) {
-      auto key = std::make_pair(m[1].str(), m[3].str());
+    if (ParsePerExpertName(t.name, &base, &expert, &proj)) {
+      auto key = std::make_pair(base, proj);
       if (!slot.count(key)) {
         slot[key] = out.tensors.size();
         out.tensors.push_back({fmt::format("{}.switch_mlp.{}_proj.weight", key.first, key.second), nullptr});
       }
-      groups[key][std::stoi(m[2].str())] = t.expr;
+      groups[key][expert] = t.expr;
     } else if (EndsWith(t.name, ".mlp.experts.gate_up_proj")) {
-      const std::string base = t.name.substr(0, t.name.size() - std::string(".experts.gate_up_proj").size());
+      const std::string fused_base = t.name.substr(0, t.name.size() - std::string(".experts.gate_up_proj").size());
       const auto& s = t.expr->meta.shape;
       if (s.size() != 3 || s[1] % 2 != 0) {
         return Status::Error(ExitCode::kStructural, "fused gate_up_proj must be [E, 2I, H]", {}, t.name);
       }
       FORGE_ASSIGN_OR_RETURN(plan::ExprPtr gate, plan::Slice(t.expr, 1, 0, s[1] / 2));
       FORGE_ASSIGN_OR_RETURN(plan::ExprPtr up, plan::Slice(t.expr, 1, s[1] / 2, s[1]));
-      out.tensors.push_back({base + ".switch_mlp.gate_proj.weight", gate});
-      out.tensors.push_back({base + ".switch_mlp.up_proj.weight", up});
+      out.tensors.push_back({fused_base + ".switch_mlp.gate_proj.weight", gate});
+      out.tensors.push_back({fused_base + ".switch_mlp.up_proj.weight", up});
     } else if (EndsWith(t.name, ".mlp.experts.down_proj")) {
-      const std::string base = t.name.substr(0, t.name.size() - std::string(".experts.down_proj").size());
-      out.tensors.push_back({base + ".switch_mlp.down_proj.weight", t.expr});
+      const std::string down_base = t.name.substr(0, t.name.size() - std::string(".experts.down_proj").size());
+      out.tensors.push_back({down_base + ".switch_mlp.down_proj.weight", t.expr});
     } else {
       out.tensors.push_back(t);
     }

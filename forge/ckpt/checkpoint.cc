@@ -107,6 +107,30 @@ Status Checkpoint::LoadIndexed(const std::string& index_path) {
   return Status();
 }
 
+// MTPLX's sidecar: config.json "mlx_lm_extra_tensors": {"mtp_file": "mtp.safetensors"} names a file of
+// extra tensors (the MTP head) next to the shards, outside the index.
+Status Checkpoint::LoadSidecar(const std::string& config_path) {
+  const auto& raw = config_->raw;
+  auto extra = raw.find("mlx_lm_extra_tensors");
+  if (extra == raw.end() || !extra->is_object() || !extra->contains("mtp_file")) return Status();
+  const auto& file = (*extra)["mtp_file"];
+  if (!file.is_string() || !SafeRelativeName(file.get<std::string>())) {
+    return Status::Invalid("mlx_lm_extra_tensors.mtp_file must name a file inside the checkpoint", config_path);
+  }
+  sidecar_ = file.get<std::string>();
+  std::error_code ec;
+  if (!fs::is_regular_file(fs::path(dir_) / sidecar_, ec)) {
+    return Status::Invalid(fmt::format("mlx_lm_extra_tensors.mtp_file names '{}', which does not exist", sidecar_), config_path);
+  }
+  FORGE_RETURN_IF_ERROR(AddShard(sidecar_));
+  const auto& f = shards_.back();
+  for (const auto& t : f->header().tensors) {
+    auto [it, inserted] = tensors_.emplace(t.name, TensorRef{f.get(), &t});
+    if (!inserted) return Status::Invalid("sidecar tensor is also in the shards", f->path(), t.name);
+  }
+  return Status();
+}
+
 Status Checkpoint::LoadUnindexed(const std::vector<std::string>& files) {
   for (const auto& f : files) FORGE_RETURN_IF_ERROR(AddShard(f));
   for (const auto& f : shards_) {
@@ -152,6 +176,7 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
       FORGE_RETURN_IF_ERROR(c->LoadUnindexed(st_files));
     }
     for (const auto& f : st_files) {
+      if (c->config_ && f == c->sidecar_) continue;
       bool used = std::any_of(c->shards_.begin(), c->shards_.end(),
                               [&](const auto& s) { return fs::path(s->path()).filename() == f; });
       if (!used) c->unlisted_.push_back(f);
@@ -161,6 +186,7 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
     if (fs::exists(config_path, ec)) {
       FORGE_ASSIGN_OR_RETURN(ModelConfig cfg, LoadModelConfig(config_path));
       c->config_ = std::move(cfg);
+      FORGE_RETURN_IF_ERROR(c->LoadSidecar(config_path));
     }
   }
   for (const auto& [_, ref] : c->tensors_) c->total_bytes_ += ref.info->nbytes();

@@ -43,11 +43,14 @@ class Checkpoint {
   const std::vector<std::string>& unlisted_safetensors() const { return unlisted_; }
   // Non-fatal findings (e.g. index total_size differs from the tensors' sum).
   const std::vector<std::string>& warnings() const { return warnings_; }
+  // The MTPLX sidecar file holding extra (MTP) tensors, "" when none (config mlx_lm_extra_tensors.mtp_file).
+  const std::string& sidecar() const { return sidecar_; }
 
  private:
   Status LoadIndexed(const std::string& index_path);
   Status LoadUnindexed(const std::vector<std::string>& files);
   Status AddShard(const std::string& rel_name);
+  Status LoadSidecar(const std::string& config_path);
 
   std::string dir_;
   std::optional<ModelConfig> config_;
@@ -56,6 +59,7 @@ class Checkpoint {
   std::map<std::string, TensorRef> tensors_;
   uint64_t total_bytes_ = 0;
   std::vector<std::string> aux_files_, unlisted_, warnings_;
+  std::string sidecar_;
 };
 
 inline constexpr const char* kIndexFileName = "model.safetensors.index.json";

@@ -2,7 +2,6 @@
 
 #include <array>
 #include <cstdlib>
-#include <regex>
 
 namespace forge {
 
@@ -46,6 +45,26 @@ std::string_view ModelPartName(ModelPart p) {
   return "other";
 }
 
+bool ParsePerExpertName(const std::string& name, std::string* base, int* expert, std::string* proj) {
+  static constexpr std::string_view kMarker = ".mlp.experts.";
+  const size_t at = name.rfind(kMarker);
+  if (at == std::string::npos) return false;
+  size_t i = at + kMarker.size(), digits = 0;
+  int e = 0;
+  while (i < name.size() && name[i] >= '0' && name[i] <= '9' && digits < 9) e = e * 10 + (name[i++] - '0'), ++digits;
+  if (digits == 0 || i >= name.size() || name[i] != '.') return false;
+  const std::string_view rest = std::string_view(name).substr(i + 1);
+  for (std::string_view p : {"gate", "up", "down"}) {
+    if (rest.size() == p.size() + 12 && StartsWith(rest, p) && rest.substr(p.size()) == "_proj.weight") {
+      if (base) *base = name.substr(0, at + 4);  // "...mlp"
+      if (expert) *expert = e;
+      if (proj) *proj = std::string(p);
+      return true;
+    }
+  }
+  return false;
+}
+
 int LayerIndex(const std::string& rel) {
   if (!StartsWith(rel, "layers.")) return -1;
   const char* p = rel.c_str() + 7;
@@ -87,8 +106,7 @@ TensorRole ClassifyRole(const SplitName& n) {
     return TensorRole::kExpertFused;
   }
   if (r.find(".mlp.switch_mlp.") != std::string::npos) return TensorRole::kExpertSwitch;
-  static const std::regex kPerExpert(R"(.*\.mlp\.experts\.\d+\.(gate|up|down)_proj\.weight)");
-  if (r.find(".mlp.experts.") != std::string::npos && std::regex_match(r, kPerExpert)) {
+  if (ParsePerExpertName(r, nullptr, nullptr, nullptr)) {
     return TensorRole::kExpertPerExpert;
   }
   if (EndsWith(r, "_proj.weight")) return TensorRole::kLinear;

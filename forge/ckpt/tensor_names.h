@@ -35,6 +35,9 @@ std::string_view TensorRoleName(TensorRole r);
 // Zero-centred RMSNorms that the HF->MLX conversion shifts by +1 (never the GDN gated norm, spec §3.2).
 bool IsZeroCentredNorm(TensorRole r);
 
+// "<base>.experts.<e>.<proj>_proj.weight" with proj gate/up/down -> base ("...mlp"), e, proj.
+bool ParsePerExpertName(const std::string& name, std::string* base, int* expert, std::string* proj);
+
 // "layers.12.mlp.gate.weight" -> 12; -1 when the name has no layer index.
 int LayerIndex(const std::string& rel);
 

@@ -13,5 +13,7 @@ void SetupInspect(CLI::App& app, Action* run);
 void SetupReshard(CLI::App& app, Action* run);
 void SetupConvert(CLI::App& app, Action* run);
 void SetupQuantize(CLI::App& app, Action* run);  // quantize and dequantize
+void SetupGraft(CLI::App& app, Action* run);     // graft, strip-mtp, fix-config
+void SetupVerify(CLI::App& app, Action* run);    // manifest, verify
 
 }  // namespace forge::cli

@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   forge::cli::SetupInspect(app, &run);
   forge::cli::SetupConvert(app, &run);
   forge::cli::SetupQuantize(app, &run);
+  forge::cli::SetupGraft(app, &run);
+  forge::cli::SetupVerify(app, &run);
   forge::cli::SetupReshard(app, &run);
   try {
     app.parse(argc, argv);

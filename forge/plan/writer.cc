@@ -1,6 +1,8 @@
 #include "forge/plan/writer.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -113,10 +115,30 @@ nlohmann::json BuildIndex(const std::vector<ShardPlan>& shards) {
   return {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
 }
 
-Result<WriteReport> WritePlan(const Plan& plan, const std::string& out_dir, const WriteOptions& options) {
+namespace {
+
+// Hard link, else reflink (FICLONE), else copy. Returns whether the bytes are shared with the source.
+Result<bool> CarryFile(const std::string& src, const std::string& dst, bool link) {
+  if (link) {
+    if (::link(src.c_str(), dst.c_str()) == 0) return true;
+    int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+    int out = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    bool cloned = in >= 0 && out >= 0 && ::ioctl(out, FICLONE, in) == 0;
+    if (in >= 0) ::close(in);
+    if (out >= 0) ::close(out);
+    if (cloned) return true;
+    ::unlink(dst.c_str());
+  }
+  FORGE_RETURN_IF_ERROR(CopyFileTo(src, dst));
+  return false;
+}
+
+}  // namespace
+
+Result<WriteReport> WriteLayout(const Plan& plan, const OutputLayout& layout, const std::string& out_dir,
+                                const WriteOptions& options, bool link, LinkReport* link_report) {
   const auto start = std::chrono::steady_clock::now();
-  FORGE_ASSIGN_OR_RETURN(std::vector<ShardPlan> shards,
-                         LayoutShards(plan, options.max_shard_size, options.metadata));
+  const std::vector<ShardPlan>& shards = layout.new_shards;
   FORGE_ASSIGN_OR_RETURN(StagedDir staged, StagedDir::Create(out_dir, options.force, options.source_dirs));
 
   std::vector<OpenShard> open(shards.size());
@@ -149,8 +171,8 @@ Result<WriteReport> WritePlan(const Plan& plan, const std::string& out_dir, cons
     for (size_t i = 0; i < shards[s].layout.size(); ++i) jobs.push_back({s, i});
     report.shards.emplace_back(shards[s].file_name, shards[s].file_size());
     report.file_bytes += shards[s].file_size();
+    for (const auto& t : shards[s].layout) report.tensor_bytes += t.nbytes();
   }
-  report.tensor_bytes = plan.total_bytes();
 
   {
     ByteBudget budget(options.memory_budget);
@@ -170,16 +192,33 @@ Result<WriteReport> WritePlan(const Plan& plan, const std::string& out_dir, cons
   }
 
   const fs::path tmp(staged.temp_path());
-  if (shards.size() > 1) {
-    FORGE_RETURN_IF_ERROR(WriteTextFile((tmp / kIndexFileName).string(), DumpJson(BuildIndex(shards))));
+  LinkReport links;
+  for (const auto& c : layout.carried) {
+    FORGE_ASSIGN_OR_RETURN(bool shared, CarryFile(c.source_path, (tmp / c.name).string(), link));
+    (shared ? links.linked : links.copied) += 1;
+    std::error_code ec;
+    const uint64_t size = fs::file_size(c.source_path, ec);
+    links.carried_bytes += size;
+    report.shards.emplace_back(c.name, size);
+    report.file_bytes += size;
   }
+  if (link_report) *link_report = links;
+  if (layout.index) FORGE_RETURN_IF_ERROR(WriteTextFile((tmp / kIndexFileName).string(), DumpJson(*layout.index)));
   if (options.config) FORGE_RETURN_IF_ERROR(WriteTextFile((tmp / "config.json").string(), DumpJson(*options.config)));
   for (const auto& [src, name] : options.copy_files) {
     FORGE_RETURN_IF_ERROR(CopyFileTo(src, (tmp / name).string()));
   }
+  if (options.before_commit) FORGE_RETURN_IF_ERROR(options.before_commit(staged.temp_path()));
   FORGE_RETURN_IF_ERROR(staged.Commit());
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
+}
+
+Result<WriteReport> WritePlan(const Plan& plan, const std::string& out_dir, const WriteOptions& options) {
+  OutputLayout layout;
+  FORGE_ASSIGN_OR_RETURN(layout.new_shards, LayoutShards(plan, options.max_shard_size, options.metadata));
+  if (layout.new_shards.size() > 1) layout.index = BuildIndex(layout.new_shards);
+  return WriteLayout(plan, layout, out_dir, options, false, nullptr);
 }
 
 }  // namespace forge::plan

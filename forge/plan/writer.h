@@ -7,6 +7,7 @@
 // Non-goals: knowing about Qwen (the plan says what to write), modifying sources.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -33,6 +34,28 @@ struct WriteOptions {
   std::optional<nlohmann::json> config;                              // written as config.json
   std::vector<std::pair<std::string, std::string>> copy_files;       // source path -> name in output
   std::vector<std::string> source_dirs;                              // never written; no overlap allowed
+  // Runs on the finished staging directory before it is renamed into place (e.g. write a manifest, check
+  // trunk identity); an error aborts the write and nothing appears under the output name.
+  std::function<Status(const std::string& staging_dir)> before_commit;
+};
+
+// An existing file carried into the output unchanged: copied, or hard-linked with `link` (reflinked or
+// copied when the filesystem cannot link).
+struct CarriedFile {
+  std::string source_path;
+  std::string name;
+};
+
+// A whole output: new shards (materialized from `plan`), carried shards, and the index to write (null: none).
+struct OutputLayout {
+  std::vector<ShardPlan> new_shards;
+  std::vector<CarriedFile> carried;
+  std::optional<nlohmann::json> index;
+};
+
+struct LinkReport {
+  int linked = 0, copied = 0;
+  uint64_t carried_bytes = 0;
 };
 
 struct WriteReport {
@@ -44,6 +67,10 @@ struct WriteReport {
 };
 
 Result<WriteReport> WritePlan(const Plan& plan, const std::string& out_dir, const WriteOptions& options);
+
+// The general form: `plan` holds every tensor the new shards reference (ShardPlan::plan_index).
+Result<WriteReport> WriteLayout(const Plan& plan, const OutputLayout& layout, const std::string& out_dir,
+                                const WriteOptions& options, bool link, LinkReport* link_report);
 
 // The sharded index JSON (sorted weight_map, metadata.total_size) for a set of shards.
 nlohmann::json BuildIndex(const std::vector<ShardPlan>& shards);

@@ -45,10 +45,19 @@ void ExpectNearestEven(float x, uint16_t got, Decode decode) {
   // neighbours of the result in code space (same sign)
   double up = decode(static_cast<uint16_t>(got + 1)), down = decode(static_cast<uint16_t>(got - 1));
   double err = std::fabs(g - want);
-  if (std::isfinite(up)) ASSERT_LE(err, std::fabs(up - want)) << x;
-  if ((got & 0x7fff) != 0 && std::isfinite(down)) ASSERT_LE(err, std::fabs(down - want)) << x;
-  if (std::isfinite(up) && err == std::fabs(up - want)) ASSERT_EQ(got & 1, 0) << "tie not to even " << x;
-  if ((got & 0x7fff) != 0 && std::isfinite(down) && err == std::fabs(down - want)) ASSERT_EQ(got & 1, 0) << x;
+  const bool has_down = (got & 0x7fff) != 0 && std::isfinite(down);
+  if (std::isfinite(up)) {
+    ASSERT_LE(err, std::fabs(up - want)) << x;
+    if (err == std::fabs(up - want)) {
+      ASSERT_EQ(got & 1, 0) << "tie not to even " << x;
+    }
+  }
+  if (has_down) {
+    ASSERT_LE(err, std::fabs(down - want)) << x;
+    if (err == std::fabs(down - want)) {
+      ASSERT_EQ(got & 1, 0) << "tie not to even " << x;
+    }
+  }
 }
 
 TEST(Half, F32ToBf16IsNearestTiesToEven) {

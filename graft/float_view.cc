@@ -1,0 +1,28 @@
+#include "graft/float_view.h"
+
+#include "forge/ckpt/tensor_names.h"
+#include "graft/convert.h"
+#include "quantize/dequantize_pass.h"
+
+namespace forge::graft {
+
+bool IsQuantized(const Checkpoint& ckpt) {
+  for (const auto& [name, ref] : ckpt.tensors()) {
+    if (EndsWith(name, ".scales")) return true;
+  }
+  return false;
+}
+
+Result<plan::Plan> MlxFloatView(const Checkpoint& ckpt) {
+  FORGE_ASSIGN_OR_RETURN(plan::Plan p, plan::IdentityPlan(ckpt));
+  if (IsQuantized(ckpt)) {
+    if (!ckpt.config() || !ckpt.config()->quant) {
+      return Status::Invalid("quantized tensors but config.json has no quantization block", ckpt.dir());
+    }
+    FORGE_ASSIGN_OR_RETURN(p, quant::DequantizePass(p, *ckpt.config()->quant, std::nullopt));
+  }
+  FORGE_ASSIGN_OR_RETURN(ConvertPlan cp, BuildConvertPlanFrom(ckpt, std::move(p), ConvertOptions{}));
+  return std::move(cp.plan);
+}
+
+}  // namespace forge::graft

@@ -1,0 +1,148 @@
+#include "verify/manifest.h"
+
+#include <openssl/evp.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "forge/base/fs_util.h"
+#include "forge/base/mapped_file.h"
+
+namespace forge::verify {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Hashes in chunks so that huge files and tensors never need more than the mapping.
+constexpr uint64_t kChunk = 64ull << 20;
+
+struct FileDigest {
+  uint64_t bytes = 0;
+  std::string sha1, crc32;
+};
+
+Result<FileDigest> DigestFile(const std::string& path, bool with_sha1) {
+  FORGE_ASSIGN_OR_RETURN(auto map, MappedFile::Open(path));
+  FileDigest d;
+  d.bytes = map->size();
+  uLong crc = crc32(0L, Z_NULL, 0);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  if (with_sha1) EVP_DigestInit_ex(ctx, EVP_sha1(), nullptr);
+  for (uint64_t off = 0; off < d.bytes; off += kChunk) {
+    const uint64_t n = std::min(kChunk, d.bytes - off);
+    crc = crc32(crc, map->data() + off, static_cast<uInt>(n));
+    if (with_sha1) EVP_DigestUpdate(ctx, map->data() + off, n);
+    map->Release(off, n);
+  }
+  d.crc32 = fmt::format("{:08x}", static_cast<uint32_t>(crc));
+  if (with_sha1) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx, md, &len);
+    for (unsigned int i = 0; i < len; ++i) d.sha1 += fmt::format("{:02x}", md[i]);
+  }
+  EVP_MD_CTX_free(ctx);
+  return d;
+}
+
+std::vector<std::string> ListFiles(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_regular_file() && !name.empty() && name[0] != '.' && name != kManifestName) out.push_back(name);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+std::string Sha1Hex(const uint8_t* data, uint64_t n) {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha1(), nullptr);
+  for (uint64_t off = 0; off < n; off += kChunk) EVP_DigestUpdate(ctx, data + off, std::min(kChunk, n - off));
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  std::string hex;
+  for (unsigned int i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
+  return hex;
+}
+
+std::string Crc32Hex(const uint8_t* data, uint64_t n) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (uint64_t off = 0; off < n; off += kChunk) crc = crc32(crc, data + off, static_cast<uInt>(std::min(kChunk, n - off)));
+  return fmt::format("{:08x}", static_cast<uint32_t>(crc));
+}
+
+Result<nlohmann::json> BuildManifest(const std::string& dir) {
+  nlohmann::json files = nlohmann::json::object(), tensors = nlohmann::json::object();
+  for (const auto& name : ListFiles(dir)) {
+    FORGE_ASSIGN_OR_RETURN(FileDigest d, DigestFile((fs::path(dir) / name).string(), true));
+    files[name] = {{"bytes", d.bytes}, {"sha1", d.sha1}, {"crc32", d.crc32}};
+  }
+  FORGE_ASSIGN_OR_RETURN(auto ckpt, Checkpoint::Open(dir));
+  for (const auto& [name, ref] : ckpt->tensors()) {
+    tensors[name] = {{"file", fs::path(ref.file->path()).filename().string()},
+                     {"dtype", std::string(DTypeName(ref.info->dtype))},
+                     {"shape", ref.info->shape},
+                     {"sha1", Sha1Hex(ref.file->Data(*ref.info), ref.info->nbytes())}};
+    ref.file->Release(*ref.info);
+  }
+  return nlohmann::json{{"format", "forge-manifest/1"}, {"files", files}, {"tensors", tensors}};
+}
+
+Result<ManifestCheck> CheckManifest(const std::string& dir, bool fast) {
+  const std::string path = (fs::path(dir) / kManifestName).string();
+  FORGE_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path));
+  nlohmann::json m;
+  try {
+    m = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    return Status::Invalid(std::string("manifest is not valid JSON: ") + e.what(), path);
+  }
+  if (!m.is_object() || !m.contains("files") || !m["files"].is_object()) return Status::Invalid("manifest has no 'files'", path);
+  ManifestCheck c;
+  const auto present = ListFiles(dir);
+  for (auto it = m["files"].begin(); it != m["files"].end(); ++it) {
+    const std::string file = (fs::path(dir) / it.key()).string();
+    if (!fs::exists(file)) {
+      c.mismatches.push_back(fmt::format("{}: missing", it.key()));
+      continue;
+    }
+    auto d = DigestFile(file, !fast);
+    if (!d.ok()) return d.status();
+    ++c.files_checked;
+    if (d->bytes != it->value("bytes", uint64_t{0})) {
+      c.mismatches.push_back(fmt::format("{}: {} bytes, manifest says {}", it.key(), d->bytes, it->value("bytes", uint64_t{0})));
+    } else if (d->crc32 != it->value("crc32", "")) {
+      c.mismatches.push_back(fmt::format("{}: crc32 {} differs from the manifest's {}", it.key(), d->crc32, it->value("crc32", "")));
+    } else if (!fast && d->sha1 != it->value("sha1", "")) {
+      c.mismatches.push_back(fmt::format("{}: sha1 {} differs from the manifest's {}", it.key(), d->sha1, it->value("sha1", "")));
+    }
+  }
+  for (const auto& f : present) {
+    if (!m["files"].contains(f)) c.mismatches.push_back(fmt::format("{}: not in the manifest", f));
+  }
+  if (!fast && m.contains("tensors") && m["tensors"].is_object() && c.mismatches.empty()) {
+    FORGE_ASSIGN_OR_RETURN(auto ckpt, Checkpoint::Open(dir));
+    for (auto it = m["tensors"].begin(); it != m["tensors"].end(); ++it) {
+      auto ref = ckpt->Find(it.key());
+      if (!ref) {
+        c.mismatches.push_back(fmt::format("tensor {}: missing", it.key()));
+        continue;
+      }
+      ++c.tensors_checked;
+      const std::string sha = Sha1Hex(ref->file->Data(*ref->info), ref->info->nbytes());
+      ref->file->Release(*ref->info);
+      if (sha != it->value("sha1", "")) c.mismatches.push_back(fmt::format("tensor {}: sha1 {} differs from the manifest's", it.key(), sha));
+    }
+  }
+  return c;
+}
+
+}  // namespace forge::verify

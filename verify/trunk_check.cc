@@ -1,0 +1,50 @@
+#include "verify/trunk_check.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "forge/ckpt/tensor_names.h"
+
+namespace forge::verify {
+namespace {
+
+constexpr uint64_t kChunk = 64ull << 20;
+bool IsMtp(const std::string& name) { return SplitTensorName(name).part == ModelPart::kMtp; }
+
+}  // namespace
+
+TrunkCheck CheckTrunk(const Checkpoint& src, const Checkpoint& out) {
+  TrunkCheck c;
+  for (const auto& [name, ref] : out.tensors()) {
+    if (IsMtp(name)) continue;
+    auto s = src.Find(name);
+    if (!s) {
+      c.mismatches.push_back(fmt::format("{}: not in the source", name));
+      continue;
+    }
+    if (s->info->dtype != ref.info->dtype || s->info->shape != ref.info->shape) {
+      c.mismatches.push_back(fmt::format("{}: dtype or shape differs from the source", name));
+      continue;
+    }
+    const uint8_t *a = ref.file->Data(*ref.info), *b = s->file->Data(*s->info);
+    for (uint64_t off = 0; off < ref.info->nbytes(); off += kChunk) {
+      const uint64_t n = std::min(kChunk, ref.info->nbytes() - off);
+      if (std::memcmp(a + off, b + off, n) != 0) {
+        c.mismatches.push_back(fmt::format("{}: bytes differ from the source (first differing chunk at {})", name, off));
+        break;
+      }
+    }
+    ref.file->Release(*ref.info);
+    s->file->Release(*s->info);
+    ++c.compared;
+    c.bytes_compared += ref.info->nbytes();
+  }
+  for (const auto& [name, ref] : src.tensors()) {
+    if (!IsMtp(name) && !out.Find(name)) c.mismatches.push_back(fmt::format("{}: missing from the output", name));
+  }
+  return c;
+}
+
+}  // namespace forge::verify

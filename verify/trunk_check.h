@@ -1,0 +1,21 @@
+// Trunk identity: every tensor of DIR outside the MTP head exists in SRC with the same dtype, shape and
+// bytes, and every trunk tensor of SRC is in DIR (names compared as stored; both must use one naming).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "forge/ckpt/checkpoint.h"
+
+namespace forge::verify {
+
+struct TrunkCheck {
+  int compared = 0;
+  uint64_t bytes_compared = 0;
+  std::vector<std::string> mismatches;
+  bool ok() const { return mismatches.empty(); }
+};
+
+TrunkCheck CheckTrunk(const Checkpoint& src, const Checkpoint& out);
+
+}  // namespace forge::verify
