@@ -88,7 +88,7 @@ Result<nlohmann::json> WriteSurgery(const Checkpoint& src, const TrunkLayout& ou
   };
   plan::LinkReport links;
   FORGE_ASSIGN_OR_RETURN(plan::WriteReport rep, plan::WriteLayout(out.plan, out.layout, out_dir, w, sw.link, &links));
-  uint64_t written = 0;
+  uint64_t written = links.copied_bytes;
   for (const auto& s : out.layout.new_shards) written += s.file_size();
   return nlohmann::json{{"out", rep.out_dir}, {"seconds", rep.seconds}, {"file_bytes", rep.file_bytes},
                         {"bytes_written", written}, {"carried_files", out.layout.carried.size()},

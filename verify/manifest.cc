@@ -60,10 +60,21 @@ std::vector<std::string> ListFiles(const std::string& dir) {
 
 }  // namespace
 
-std::string Sha1Hex(const uint8_t* data, uint64_t n) {
+// sha1 of a tensor inside a mapped file, releasing its pages chunk by chunk.
+std::string TensorSha1(const st::SafetensorsFile& f, const st::TensorInfo& t) {
+  return Sha1Hex(f.Data(t), t.nbytes(), [&](uint64_t off, uint64_t n) {
+    f.ReleaseRange(f.header().data_start + t.begin + off, n);
+  });
+}
+
+std::string Sha1Hex(const uint8_t* data, uint64_t n, const std::function<void(uint64_t, uint64_t)>& consumed) {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ctx, EVP_sha1(), nullptr);
-  for (uint64_t off = 0; off < n; off += kChunk) EVP_DigestUpdate(ctx, data + off, std::min(kChunk, n - off));
+  for (uint64_t off = 0; off < n; off += kChunk) {
+    const uint64_t len = std::min(kChunk, n - off);
+    EVP_DigestUpdate(ctx, data + off, len);
+    if (consumed) consumed(off, len);
+  }
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(ctx, md, &len);
@@ -90,8 +101,7 @@ Result<nlohmann::json> BuildManifest(const std::string& dir) {
     tensors[name] = {{"file", fs::path(ref.file->path()).filename().string()},
                      {"dtype", std::string(DTypeName(ref.info->dtype))},
                      {"shape", ref.info->shape},
-                     {"sha1", Sha1Hex(ref.file->Data(*ref.info), ref.info->nbytes())}};
-    ref.file->Release(*ref.info);
+                     {"sha1", TensorSha1(*ref.file, *ref.info)}};
   }
   return nlohmann::json{{"format", "forge-manifest/1"}, {"files", files}, {"tensors", tensors}};
 }
@@ -137,8 +147,7 @@ Result<ManifestCheck> CheckManifest(const std::string& dir, bool fast) {
         continue;
       }
       ++c.tensors_checked;
-      const std::string sha = Sha1Hex(ref->file->Data(*ref->info), ref->info->nbytes());
-      ref->file->Release(*ref->info);
+      const std::string sha = TensorSha1(*ref->file, *ref->info);
       if (sha != it->value("sha1", "")) c.mismatches.push_back(fmt::format("tensor {}: sha1 {} differs from the manifest's", it.key(), sha));
     }
   }

@@ -3,6 +3,7 @@
 // (sorted keys, no timestamps). The manifest never lists itself.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,9 @@ struct ManifestCheck {
 Result<ManifestCheck> CheckManifest(const std::string& dir, bool fast);
 
 // Hex digests of a byte range (exposed for tests against independent values).
-std::string Sha1Hex(const uint8_t* data, uint64_t n);
+// `consumed(offset, length)` is called after each hashed chunk (to release pages of a mapping).
+std::string Sha1Hex(const uint8_t* data, uint64_t n, const std::function<void(uint64_t, uint64_t)>& consumed = {});
+std::string TensorSha1(const st::SafetensorsFile& f, const st::TensorInfo& t);
 std::string Crc32Hex(const uint8_t* data, uint64_t n);
 
 }  // namespace forge::verify

@@ -199,6 +199,7 @@ Result<WriteReport> WriteLayout(const Plan& plan, const OutputLayout& layout, co
     std::error_code ec;
     const uint64_t size = fs::file_size(c.source_path, ec);
     links.carried_bytes += size;
+    if (!shared) links.copied_bytes += size;
     report.shards.emplace_back(c.name, size);
     report.file_bytes += size;
   }

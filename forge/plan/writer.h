@@ -55,7 +55,7 @@ struct OutputLayout {
 
 struct LinkReport {
   int linked = 0, copied = 0;
-  uint64_t carried_bytes = 0;
+  uint64_t carried_bytes = 0, copied_bytes = 0;  // copied_bytes: actually written (not linked)
 };
 
 struct WriteReport {
