@@ -20,8 +20,8 @@ struct ManifestOptions {
 };
 
 struct VerifyOptions {
-  std::string manifest_dir, trunk_of, dir;
-  bool fast = false;
+  std::string trunk_of, dir;
+  bool manifest = false, fast = false;
   CommonFlags flags;
 };
 
@@ -53,14 +53,13 @@ int Report(const std::vector<std::string>& mismatches, nlohmann::json j, const C
 }
 
 int RunVerify(const VerifyOptions& o) {
-  if (!o.manifest_dir.empty()) {
-    auto c = verify::CheckManifest(o.manifest_dir, o.fast);
+  if (o.manifest) {
+    auto c = verify::CheckManifest(o.dir, o.fast);
     if (!c.ok()) return ReportError(c.status(), o.flags);
     return Report(c->mismatches, {{"files_checked", c->files_checked}, {"tensors_checked", c->tensors_checked}}, o.flags,
-                  fmt::format("manifest {}{}", o.manifest_dir, o.fast ? " (fast: sizes and crc32)" : ""));
+                  fmt::format("manifest {}{}", o.dir, o.fast ? " (fast: sizes and crc32)" : ""));
   }
   if (!o.trunk_of.empty()) {
-    if (o.dir.empty()) return ReportError(Status::Error(ExitCode::kUsage, "--trunk-of SRC needs the DIR to check"), o.flags);
     auto src = Checkpoint::Open(o.trunk_of);
     if (!src.ok()) return ReportError(src.status(), o.flags);
     auto out = Checkpoint::Open(o.dir);
@@ -83,10 +82,10 @@ void SetupVerify(CLI::App& app, Action* run) {
 
   auto v = std::make_shared<VerifyOptions>();
   auto* vc = app.add_subcommand("verify", "Check a checkpoint: --manifest DIR, or --trunk-of SRC DIR (exit 5 on mismatch)");
-  vc->add_option("--manifest", v->manifest_dir, "Re-check DIR against its forge-manifest.json");
+  vc->add_flag("--manifest", v->manifest, "Re-check DIR against its forge-manifest.json");
   vc->add_flag("--fast", v->fast, "With --manifest: sizes and crc32 only");
   vc->add_option("--trunk-of", v->trunk_of, "Prove every trunk tensor of DIR is byte-identical to SRC's");
-  vc->add_option("DIR", v->dir, "The checkpoint checked with --trunk-of");
+  vc->add_option("DIR", v->dir, "The checkpoint to check")->required();
   v->flags.Add(vc);
   vc->callback([run, v] { *run = [v] { return RunVerify(*v); }; });
 }

@@ -164,3 +164,42 @@ TEST(CliQuantize, DryRunJsonAndUsageErrors) {
 
 }  // namespace
 }  // namespace forge
+
+namespace forge {
+namespace {
+using namespace testing;
+
+TEST(CliGraft, GraftVerifyAndRefusals) {
+  TempDir t;
+  const std::string src = FixturePath("moe-vlm-finetune-nomtp");
+  auto dry = RunForge("graft --dry-run --json --src " + src + " --mtp-from " + FixturePath("moe-vlm-hf") + " --out " + t.Sub("g"));
+  ASSERT_EQ(dry.exit_code, 0) << dry.err;
+  auto j = nlohmann::json::parse(dry.out);
+  EXPECT_EQ(j["fit"]["lineage"]["verdict"], "consistent with a fine-tune of BASE");
+  EXPECT_EQ(j["head"].size(), 29u);
+  EXPECT_FALSE(std::filesystem::exists(t.Sub("g")));
+
+  auto g = RunForge("graft -q --link --src " + src + " --mtp-from " + FixturePath("moe-vlm-hf") + " --out " + t.Sub("g"));
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_EQ(nlohmann::json::parse(RunForge("inspect config --json " + t.Sub("g")).out)["mtp"]["status"], "ready");
+  EXPECT_EQ(RunForge("verify --manifest " + t.Sub("g")).exit_code, 0);
+  EXPECT_EQ(RunForge("verify --manifest --fast " + t.Sub("g")).exit_code, 0);
+  EXPECT_EQ(RunForge("verify --trunk-of " + src + " " + t.Sub("g")).exit_code, 0);
+  EXPECT_EQ(RunForge("verify --trunk-of " + FixturePath("moe-vlm-hf-perexpert") + " " + t.Sub("g")).exit_code, 5);
+
+  auto bad = RunForge("graft --src " + FixturePath("dense-vlm-finetune-nomtp") + " --mtp-from " + FixturePath("dense-other-hf") +
+                      " --out " + t.Sub("bad"));
+  EXPECT_EQ(bad.exit_code, 3);
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1);
+  EXPECT_NE(bad.err.find("hidden_size"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(t.Sub("bad")));
+
+  EXPECT_EQ(RunForge("strip-mtp -q --src " + t.Sub("g") + " --out " + t.Sub("s")).exit_code, 0);
+  EXPECT_EQ(nlohmann::json::parse(RunForge("inspect config --json " + t.Sub("s")).out)["mtp"]["status"], "absent");
+  EXPECT_EQ(RunForge("fix-config -q --src " + src + " --out " + t.Sub("f")).exit_code, 0);
+  EXPECT_EQ(RunForge("inspect config " + t.Sub("f")).exit_code, 2);  // now consistently "absent"
+  EXPECT_EQ(RunForge("fix-config --src " + FixturePath("moe-vlm-hf") + " --out " + t.Sub("n")).exit_code, 2);
+}
+
+}  // namespace
+}  // namespace forge
