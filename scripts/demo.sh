@@ -2,7 +2,8 @@
 # forge's main job on the bundled fixtures, no arguments needed: installs the apt dependencies, builds,
 # then shows what `forge inspect` finds in a fine-tune that lost its MTP head and in its base model, converts
 # the base to MLX keeping its MTP head, repairs a mixed-convention checkpoint, quantizes (4-bit, with the
-# fidelity report) and requantizes to mxfp8.
+# fidelity report), requantizes to mxfp8, grafts the base's head back into the fine-tune (and refuses an
+# unrelated donor).
 # (Grows into graft -> quantize -> verify as those commands land.)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +23,9 @@ run inspect config "$TMP/fixed"
 run quantize --src fixtures/moe-vlm-hf --out "$TMP/moe-q4" --mode affine --bits 4 --report "$TMP/fidelity.json"
 run inspect config "$TMP/moe-q4"
 run quantize --src "$TMP/moe-q4" --out "$TMP/moe-mxfp8" --mode mxfp8
+run graft --dry-run --src fixtures/moe-vlm-finetune-nomtp --mtp-from fixtures/moe-vlm-hf --out "$TMP/grafted"
+run graft --link --src fixtures/moe-vlm-finetune-nomtp --mtp-from fixtures/moe-vlm-hf --out "$TMP/grafted"
+run inspect config "$TMP/grafted"
+run verify --manifest "$TMP/grafted"
+run graft --src fixtures/dense-vlm-finetune-nomtp --mtp-from fixtures/dense-other-hf --out "$TMP/refused"
 rm -rf "$TMP"
