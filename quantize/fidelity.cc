@@ -14,22 +14,31 @@ std::map<std::string, Fidelity> FidelityCollector::Snapshot() const {
   return by_tensor_;
 }
 
-Fidelity Compare(const float* a, const float* b, uint64_t n) {
-  double dot = 0, na = 0, nb = 0, sum_abs = 0, max_abs = 0;
+void FidelityAccumulator::Add(const float* a, const float* b, uint64_t n) {
   for (uint64_t i = 0; i < n; ++i) {
     const double x = a[i], y = b[i], e = std::fabs(x - y);
-    dot += x * y;
-    na += x * x;
-    nb += y * y;
-    sum_abs += e;
-    if (e > max_abs) max_abs = e;
+    dot_ += x * y;
+    na_ += x * x;
+    nb_ += y * y;
+    sum_abs_ += e;
+    if (e > max_abs_) max_abs_ = e;
   }
+  n_ += n;
+}
+
+Fidelity FidelityAccumulator::Result() const {
   Fidelity f;
-  f.elements = n;
-  f.cosine = na == 0 && nb == 0 ? 1.0 : (na == 0 || nb == 0 ? 0.0 : dot / std::sqrt(na * nb));
-  f.max_abs_error = max_abs;
-  f.mean_abs_error = n ? sum_abs / static_cast<double>(n) : 0.0;
+  f.elements = n_;
+  f.cosine = na_ == 0 && nb_ == 0 ? 1.0 : (na_ == 0 || nb_ == 0 ? 0.0 : dot_ / std::sqrt(na_ * nb_));
+  f.max_abs_error = max_abs_;
+  f.mean_abs_error = n_ ? sum_abs_ / static_cast<double>(n_) : 0.0;
   return f;
+}
+
+Fidelity Compare(const float* a, const float* b, uint64_t n) {
+  FidelityAccumulator acc;
+  acc.Add(a, b, n);
+  return acc.Result();
 }
 
 }  // namespace forge::quant

@@ -26,6 +26,17 @@ class FidelityCollector {
   std::map<std::string, Fidelity> by_tensor_;
 };
 
+// Accumulates a comparison block by block (in double), so large tensors are measured in pieces.
+class FidelityAccumulator {
+ public:
+  void Add(const float* original, const float* reconstructed, uint64_t n);
+  Fidelity Result() const;
+
+ private:
+  double dot_ = 0, na_ = 0, nb_ = 0, sum_abs_ = 0, max_abs_ = 0;
+  uint64_t n_ = 0;
+};
+
 // Compares n float32 values.
 Fidelity Compare(const float* original, const float* reconstructed, uint64_t n);
 

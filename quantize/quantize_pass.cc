@@ -72,7 +72,7 @@ class ModuleJob {
     const uint64_t groups = k / static_cast<uint64_t>(p_.group_size);
     const uint64_t packed_row = k * static_cast<uint64_t>(p_.bits) / 8, scale_bytes = static_cast<uint64_t>(DTypeBits(sdt)) / 8;
     std::vector<float> orig, recon;
-    double dot = 0, na = 0, nb = 0, sum_abs = 0, max_abs = 0;
+    FidelityAccumulator acc;
     for (uint64_t r0 = 0; r0 < rows; r0 += block_rows) {
       const uint64_t nr = std::min(block_rows, rows - r0), m = nr * k;
       orig.resize(m);
@@ -81,20 +81,9 @@ class ModuleJob {
       DequantizeRows(p_, sdt, parts_[0].data + r0 * packed_row, parts_[1].data + r0 * groups * scale_bytes,
                      parts() == 3 ? parts_[2].data + r0 * groups * scale_bytes : nullptr, nr, k, DType::kF32,
                      reinterpret_cast<uint8_t*>(recon.data()));
-      for (uint64_t i = 0; i < m; ++i) {
-        const double x = orig[i], y = recon[i], e = std::fabs(x - y);
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-        sum_abs += e;
-        max_abs = std::max(max_abs, e);
-      }
+      acc.Add(orig.data(), recon.data(), m);
     }
-    Fidelity f;
-    f.elements = rows * k;
-    f.cosine = na == 0 && nb == 0 ? 1.0 : (na == 0 || nb == 0 ? 0.0 : dot / std::sqrt(na * nb));
-    f.max_abs_error = max_abs;
-    f.mean_abs_error = f.elements ? sum_abs / static_cast<double>(f.elements) : 0.0;
+    Fidelity f = acc.Result();
     for (int part = 0; part < parts(); ++part) f.quantized_bytes += parts_[part].meta.nbytes();
     f.params = ParamsString(p_);
     fidelity_->Add(name_, f);

@@ -123,16 +123,10 @@ int RunConvert(const ConvertCliOptions& c) {
     return 0;
   }
 
-  plan::WriteOptions w;
-  w.max_shard_size = *max_size;
-  w.threads = c.threads;
+  plan::WriteOptions w = OutputOptions(**ckpt, c.flags, c.force, c.threads, *max_size);
   w.memory_budget = kMemoryBudget;
-  w.force = c.force;
-  w.progress = c.flags.show_progress();
   w.metadata = cp->metadata;
-  w.source_dirs = {(*ckpt)->dir()};
   w.config = cp->config;
-  for (const auto& f : (*ckpt)->aux_files()) w.copy_files.emplace_back((std::filesystem::path((*ckpt)->dir()) / f).string(), f);
   auto report = plan::WritePlan(cp->plan, c.out, w);
   if (!report.ok()) return ReportError(report.status(), c.flags);
   if (c.flags.json) {

@@ -1,6 +1,7 @@
 #include "forge/cli/output.h"
 
 #include <cstdio>
+#include <filesystem>
 
 namespace forge::cli {
 
@@ -18,6 +19,18 @@ int ReportError(const Status& st, const CommonFlags& flags) {
     PrintJson(j);
   }
   return static_cast<int>(st.code());
+}
+
+plan::WriteOptions OutputOptions(const Checkpoint& src, const CommonFlags& flags, bool force, unsigned threads,
+                                 uint64_t max_shard_size) {
+  plan::WriteOptions w;
+  w.max_shard_size = max_shard_size;
+  w.threads = threads;
+  w.force = force;
+  w.progress = flags.show_progress();
+  w.source_dirs = {src.dir()};
+  for (const auto& f : src.aux_files()) w.copy_files.emplace_back((std::filesystem::path(src.dir()) / f).string(), f);
+  return w;
 }
 
 void PrintJson(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }

@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "forge/base/status.h"
+#include "forge/ckpt/checkpoint.h"
+#include "forge/plan/writer.h"
 
 namespace forge::cli {
 
@@ -19,6 +21,11 @@ struct CommonFlags {
 };
 
 int ReportError(const Status& st, const CommonFlags& flags);
+
+// Writer options for an output derived from `src`: src is never written to, its auxiliary files (tokenizer,
+// templates, processor configs) are carried over, progress follows the flags.
+plan::WriteOptions OutputOptions(const Checkpoint& src, const CommonFlags& flags, bool force, unsigned threads,
+                                 uint64_t max_shard_size);
 void PrintJson(const nlohmann::json& j);
 
 }  // namespace forge::cli

@@ -98,16 +98,10 @@ int WriteRecipe(const graft::QuantizeRecipe& r, const Checkpoint& ckpt, const st
                 nlohmann::json* report_out) {
   auto max_size = plan::ParseByteSize(max_shard_size);
   if (!max_size.ok()) return ReportError(max_size.status(), flags);
-  plan::WriteOptions w;
-  w.max_shard_size = *max_size;
-  w.threads = threads;
+  plan::WriteOptions w = OutputOptions(ckpt, flags, force, threads, *max_size);
   w.memory_budget = kMemoryBudget;
-  w.force = force;
-  w.progress = flags.show_progress();
   w.metadata = r.metadata;
-  w.source_dirs = {ckpt.dir()};
   w.config = r.config;
-  for (const auto& f : ckpt.aux_files()) w.copy_files.emplace_back((std::filesystem::path(ckpt.dir()) / f).string(), f);
   auto rep = plan::WritePlan(r.plan, out, w);
   if (!rep.ok()) return ReportError(rep.status(), flags);
   *report_out = {{"out", rep->out_dir}, {"input", r.input_kind}, {"notes", r.notes}, {"tensors", r.plan.tensors.size()},

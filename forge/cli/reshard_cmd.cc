@@ -51,15 +51,9 @@ int RunReshard(const ReshardOptions& o) {
     return 0;
   }
 
-  plan::WriteOptions w;
-  w.max_shard_size = *max_size;
-  w.threads = o.threads;
-  w.force = o.force;
-  w.progress = o.flags.show_progress();
+  plan::WriteOptions w = OutputOptions(c, o.flags, o.force, o.threads, *max_size);
   w.metadata = metadata;
-  w.source_dirs = {c.dir()};
   if (c.config()) w.config = c.config()->raw;
-  for (const auto& f : c.aux_files()) w.copy_files.emplace_back((std::filesystem::path(c.dir()) / f).string(), f);
   auto report = plan::WritePlan(*p, o.out, w);
   if (!report.ok()) return ReportError(report.status(), o.flags);
   if (o.flags.json) {
