@@ -75,9 +75,7 @@ Status RefuseMixed(const inspect::NormEvidence& ev) {
 
 Result<ConvertPlan> BuildConvertPlan(const Checkpoint& ckpt, const ConvertOptions& o) {
   FORGE_ASSIGN_OR_RETURN(plan::Plan p, plan::IdentityPlan(ckpt));
-  const bool quantized = std::any_of(ckpt.tensors().begin(), ckpt.tensors().end(),
-                                     [](const auto& kv) { return EndsWith(kv.first, ".scales"); });
-  if (quantized && o.to == TargetFormat::kHf) {
+  if (ckpt.HasQuantizedTensors() && o.to == TargetFormat::kHf) {
     return Status::Invalid("quantized checkpoint: dequantize it first (forge dequantize), then convert --to hf", ckpt.dir());
   }
   return BuildConvertPlanFrom(ckpt, std::move(p), o);

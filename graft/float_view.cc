@@ -1,21 +1,13 @@
 #include "graft/float_view.h"
 
-#include "forge/ckpt/tensor_names.h"
 #include "graft/convert.h"
 #include "quantize/dequantize_pass.h"
 
 namespace forge::graft {
 
-bool IsQuantized(const Checkpoint& ckpt) {
-  for (const auto& [name, ref] : ckpt.tensors()) {
-    if (EndsWith(name, ".scales")) return true;
-  }
-  return false;
-}
-
 Result<plan::Plan> MlxFloatView(const Checkpoint& ckpt) {
   FORGE_ASSIGN_OR_RETURN(plan::Plan p, plan::IdentityPlan(ckpt));
-  if (IsQuantized(ckpt)) {
+  if (ckpt.HasQuantizedTensors()) {
     if (!ckpt.config() || !ckpt.config()->quant) {
       return Status::Invalid("quantized tensors but config.json has no quantization block", ckpt.dir());
     }

@@ -8,7 +8,6 @@
 
 namespace forge::graft {
 
-bool IsQuantized(const Checkpoint& ckpt);
 Result<plan::Plan> MlxFloatView(const Checkpoint& ckpt);
 
 }  // namespace forge::graft

@@ -157,7 +157,7 @@ Result<GraftPlan> BuildGraftPlan(const Checkpoint& src, const Checkpoint& base, 
       return Status::Error(ExitCode::kUsage, "an HF raw SRC holds float weights only: --mtp-policy must be skip-fc or keep");
     }
     const HfNaming naming = src.config()->nested || src.config()->has_vision_config ? HfNaming::kVlm : HfNaming::kText;
-    if (g.base_format == "hf" && !IsQuantized(base)) {
+    if (g.base_format == "hf" && !base.HasQuantizedTensors()) {
       for (const auto& n : base_head) {
         FORGE_ASSIGN_OR_RETURN(plan::ExprPtr e, plan::Source(*base.Find(n)));
         if (src_dtype && IsFloat(e->meta.dtype) && e->meta.dtype != *src_dtype) {

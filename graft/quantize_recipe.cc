@@ -17,13 +17,6 @@ bool IsQwen(const Checkpoint& ckpt) {
   return mt.rfind("qwen3_5", 0) == 0 || mt.rfind("qwen3_6", 0) == 0;
 }
 
-bool HasScales(const Checkpoint& ckpt) {
-  for (const auto& [name, ref] : ckpt.tensors()) {
-    if (EndsWith(name, ".scales")) return true;
-  }
-  return false;
-}
-
 void DropQuantizationKeys(nlohmann::json* cfg) {
   cfg->erase("quantization");
   cfg->erase("quantization_config");
@@ -33,7 +26,7 @@ void DropQuantizationKeys(nlohmann::json* cfg) {
 // The float plan of an MLX-layout checkpoint: dequantized when quantized.
 Result<plan::Plan> FloatPlan(const Checkpoint& ckpt, std::optional<DType> dtype, std::string* kind) {
   FORGE_ASSIGN_OR_RETURN(plan::Plan p, plan::IdentityPlan(ckpt));
-  if (!HasScales(ckpt)) return p;
+  if (!ckpt.HasQuantizedTensors()) return p;
   *kind = "mlx-quantized";
   if (!ckpt.config() || !ckpt.config()->quant) {
     return Status::Invalid("quantized tensors but config.json has no quantization block", ckpt.dir());
@@ -53,7 +46,7 @@ Result<QuantizeRecipe> BuildQuantizeRecipe(const Checkpoint& ckpt, QuantizeOptio
     r.input_kind = cp.source_format;
     r.notes = cp.notes;
     r.config = cp.config;
-    if (HasScales(ckpt)) {
+    if (ckpt.HasQuantizedTensors()) {
       FORGE_ASSIGN_OR_RETURN(p, FloatPlan(ckpt, o.dtype, &r.input_kind));
       r.notes.push_back("requantize: dequantized with the parameters in config.json, then quantized");
     } else {

@@ -27,6 +27,10 @@ bool SafeRelativeName(const std::string& name) {
 
 }  // namespace
 
+bool Checkpoint::HasQuantizedTensors() const {
+  return std::any_of(tensors_.begin(), tensors_.end(), [](const auto& kv) { return EndsWith(kv.first, ".scales"); });
+}
+
 std::optional<TensorRef> Checkpoint::Find(const std::string& name) const {
   auto it = tensors_.find(name);
   if (it == tensors_.end()) return std::nullopt;

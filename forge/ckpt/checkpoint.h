@@ -36,6 +36,8 @@ class Checkpoint {
   const std::map<std::string, TensorRef>& tensors() const { return tensors_; }
   std::optional<TensorRef> Find(const std::string& name) const;
   uint64_t total_bytes() const { return total_bytes_; }
+  // True when some tensor is MLX-quantized (has a ".scales" companion).
+  bool HasQuantizedTensors() const;
 
   // Regular files besides config.json, the index and shards (tokenizer*, chat templates, ...), relative.
   const std::vector<std::string>& aux_files() const { return aux_files_; }
