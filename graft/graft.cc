@@ -51,15 +51,10 @@ Result<quant::QuantPolicy> HeadPolicy(const Checkpoint& src, const std::string& 
     FORGE_ASSIGN_OR_RETURN(p.top, quant::ParamsFromSpec(*q->top, "quantization"));
     *quantize_head = true;
   }
-  if (mtp_policy == "skip-fc") p.mtp = quant::MtpPolicy::kSkipFc;
-  else if (mtp_policy == "keep") p.mtp = quant::MtpPolicy::kKeep, *quantize_head = false;
-  else if (mtp_policy == "match") p.mtp = quant::MtpPolicy::kMatch;
-  else {
-    FORGE_ASSIGN_OR_RETURN(auto params, quant::ParseRuleSpec(mtp_policy));
-    if (!params) return Status::Error(ExitCode::kUsage, "--mtp-policy: skip-fc, keep, match or MODE:BITS:GROUP");
-    p.mtp = quant::MtpPolicy::kExplicit;
-    p.mtp_params = *params;
-    if (!*quantize_head) p.top = *params;  // a float trunk: the head's parameters become the top level
+  FORGE_RETURN_IF_ERROR(quant::ParseMtpPolicy(mtp_policy, &p));
+  if (p.mtp == quant::MtpPolicy::kKeep) *quantize_head = false;
+  if (p.mtp == quant::MtpPolicy::kExplicit) {
+    if (!*quantize_head) p.top = p.mtp_params;  // a float trunk: the head's parameters become the top level
     *quantize_head = true;
   }
   return p;
@@ -109,6 +104,7 @@ Result<GraftPlan> BuildGraftPlan(const Checkpoint& src, const Checkpoint& base, 
   if (g.out.dropped) g.notes.push_back(fmt::format("{} MTP tensors already in SRC dropped (replaced by BASE's head)", g.out.dropped));
 
   std::map<std::string, quant::QuantParams> head_quantized;
+  quant::QuantPolicy head_policy;  // set for an MLX SRC; used again for the config's quantization entries
   std::vector<std::string> head_names;
   auto add_head = [&](const std::string& name, plan::ExprPtr e) {
     g.head[name] = e->IsPlainCopy() ? "copy of " + e->source.info->name : e->Describe();
@@ -118,14 +114,14 @@ Result<GraftPlan> BuildGraftPlan(const Checkpoint& src, const Checkpoint& base, 
 
   if (g.src_format == "mlx") {
     bool quantize_head = false;
-    FORGE_ASSIGN_OR_RETURN(quant::QuantPolicy policy, HeadPolicy(src, o.mtp_policy, &quantize_head));
+    FORGE_ASSIGN_OR_RETURN(head_policy, HeadPolicy(src, o.mtp_policy, &quantize_head));
     if (src_dtype) {
       FORGE_ASSIGN_OR_RETURN(head, CastFloats(head, *src_dtype));
     }
     if (!quantize_head) {
       for (auto& t : head.tensors) add_head(t.name, t.expr);
     } else {
-      FORGE_ASSIGN_OR_RETURN(quant::QuantizePassResult q, quant::QuantizePass(head, policy, o.rules, nullptr));
+      FORGE_ASSIGN_OR_RETURN(quant::QuantizePassResult q, quant::QuantizePass(head, head_policy, o.rules, nullptr));
       // A BASE module already quantized with the decided parameters is copied verbatim, not requantized.
       std::set<std::string> verbatim;
       std::map<std::string, plan::ExprPtr> planned;
@@ -194,10 +190,8 @@ Result<GraftPlan> BuildGraftPlan(const Checkpoint& src, const Checkpoint& base, 
   text["mtp_num_hidden_layers"] = static_cast<int>(layers.size());
   text["mtp_use_dedicated_embeddings"] = false;
   if (!head_quantized.empty()) {
-    bool quantize_head = false;
-    FORGE_ASSIGN_OR_RETURN(quant::QuantPolicy policy, HeadPolicy(src, o.mtp_policy, &quantize_head));
-    nlohmann::json block = g.config.contains("quantization") ? g.config["quantization"] : quant::QuantizationBlock(policy.top, {});
-    nlohmann::json head_entries = quant::QuantizationBlock(policy.top, head_quantized);
+    nlohmann::json block = g.config.contains("quantization") ? g.config["quantization"] : quant::QuantizationBlock(head_policy.top, {});
+    nlohmann::json head_entries = quant::QuantizationBlock(head_policy.top, head_quantized);
     for (auto it = head_entries.begin(); it != head_entries.end(); ++it) {
       if (it->is_object()) block[it.key()] = *it;
     }

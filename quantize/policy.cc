@@ -42,6 +42,19 @@ Result<std::optional<QuantParams>> ParseRuleSpec(const std::string& spec) {
   return std::optional<QuantParams>(p);
 }
 
+Status ParseMtpPolicy(const std::string& text, QuantPolicy* policy) {
+  if (text == "skip-fc") policy->mtp = MtpPolicy::kSkipFc;
+  else if (text == "keep") policy->mtp = MtpPolicy::kKeep;
+  else if (text == "match") policy->mtp = MtpPolicy::kMatch;
+  else {
+    FORGE_ASSIGN_OR_RETURN(auto params, ParseRuleSpec(text));
+    if (!params) return Status::Error(ExitCode::kUsage, "--mtp-policy: skip-fc, keep, match or MODE:BITS:GROUP");
+    policy->mtp = MtpPolicy::kExplicit;
+    policy->mtp_params = *params;
+  }
+  return Status();
+}
+
 Decision Decide(const std::string& name, const std::vector<uint64_t>& shape, DType dtype, const QuantPolicy& policy) {
   Decision d;
   if (!EndsWith(name, ".weight")) {

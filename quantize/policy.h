@@ -44,6 +44,9 @@ struct Decision {
 // `module` is the MLX module path (tensor name without ".weight"); `shape` and `dtype` the float tensor's.
 Decision Decide(const std::string& tensor_name, const std::vector<uint64_t>& shape, DType dtype, const QuantPolicy& policy);
 
+// --mtp-policy: "skip-fc", "keep", "match" or MODE:BITS:GROUP -> policy->mtp (and mtp_params).
+Status ParseMtpPolicy(const std::string& text, QuantPolicy* policy);
+
 // "affine:4:64" / "mxfp4" (defaults filled in) / "keep" -> rule parameters.
 Result<std::optional<QuantParams>> ParseRuleSpec(const std::string& spec);
 std::string ParamsString(const QuantParams& p);

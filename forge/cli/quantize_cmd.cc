@@ -44,15 +44,7 @@ Result<graft::QuantizeOptions> ToOptions(const QuantizeCliOptions& c) {
   if (c.bits) o.policy.top.bits = c.bits;
   if (c.group_size) o.policy.top.group_size = c.group_size;
   FORGE_RETURN_IF_ERROR(quant::ValidateParams(o.policy.top));
-  if (c.mtp_policy == "skip-fc") o.policy.mtp = quant::MtpPolicy::kSkipFc;
-  else if (c.mtp_policy == "keep") o.policy.mtp = quant::MtpPolicy::kKeep;
-  else if (c.mtp_policy == "match") o.policy.mtp = quant::MtpPolicy::kMatch;
-  else {
-    FORGE_ASSIGN_OR_RETURN(auto p, quant::ParseRuleSpec(c.mtp_policy));
-    if (!p) return Status::Error(ExitCode::kUsage, "--mtp-policy: skip-fc, keep, match or MODE:BITS:GROUP");
-    o.policy.mtp = quant::MtpPolicy::kExplicit;
-    o.policy.mtp_params = *p;
-  }
+  FORGE_RETURN_IF_ERROR(quant::ParseMtpPolicy(c.mtp_policy, &o.policy));
   for (const auto& [is_override, text] : c.rules_in_order) {
     if (!is_override) {
       o.policy.rules.push_back({text, std::nullopt});
