@@ -20,6 +20,8 @@ using json = nlohmann::json;
 // Key under which forge records what a conversion changed, so `--to hf` can restore the original.
 constexpr const char* kProvenanceKey = "forge_conversion";
 
+}  // namespace
+
 std::string DetectSourceFormat(const Checkpoint& ckpt) {
   bool mlx = false, hf = false;
   for (const auto& [name, ref] : ckpt.tensors()) {
@@ -30,6 +32,14 @@ std::string DetectSourceFormat(const Checkpoint& ckpt) {
   if (mlx && hf) return "mixed";
   return mlx ? "mlx" : hf ? "hf" : "unknown";
 }
+
+std::optional<ExpertLayout> ParseHfExpertLayout(const std::string& s) {
+  if (s == "fused") return ExpertLayout::kFused;
+  if (s == "per_expert" || s == "per-expert") return ExpertLayout::kPerExpert;
+  return std::nullopt;
+}
+
+namespace {
 
 double Delta(NormConvention from, NormConvention to) {
   if (from == to) return 0;
@@ -48,12 +58,6 @@ ExpertLayout BlockLayout(const Checkpoint& ckpt, bool mtp) {
   }
   if (seen.empty()) return ExpertLayout::kNone;
   return seen.size() == 1 ? *seen.begin() : ExpertLayout::kMixed;
-}
-
-std::optional<ExpertLayout> LayoutFromName(const std::string& s) {
-  if (s == "fused") return ExpertLayout::kFused;
-  if (s == "per_expert") return ExpertLayout::kPerExpert;
-  return std::nullopt;
 }
 
 int CountMtpLayers(const plan::Plan& p) {
@@ -137,8 +141,8 @@ Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan p, c
     ExpertLayout backbone = ExpertLayout::kFused, mtp = ExpertLayout::kPerExpert;  // Qwen3.5 official
     if (auto it = cfg.raw.find(kProvenanceKey); it != cfg.raw.end() && it->is_object()) {
       provenance = *it;
-      if (auto l = LayoutFromName(provenance.value("backbone_experts", ""))) backbone = *l;
-      if (auto l = LayoutFromName(provenance.value("mtp_experts", ""))) mtp = *l;
+      if (auto l = ParseHfExpertLayout(provenance.value("backbone_experts", ""))) backbone = *l;
+      if (auto l = ParseHfExpertLayout(provenance.value("mtp_experts", ""))) mtp = *l;
       cp.notes.push_back("expert layouts restored from the conversion record in config.json");
     }
     if (o.hf_backbone_layout) backbone = *o.hf_backbone_layout;

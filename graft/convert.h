@@ -45,6 +45,11 @@ struct ConvertPlan {
 };
 
 Result<ConvertPlan> BuildConvertPlan(const Checkpoint& ckpt, const ConvertOptions& options);
+
+// "hf", "mlx", "mixed" (both namings) or "unknown", from the tensor names.
+std::string DetectSourceFormat(const Checkpoint& ckpt);
+// The expert layouts an HF checkpoint can use: "fused", "per_expert" (or "per-expert").
+std::optional<ExpertLayout> ParseHfExpertLayout(const std::string& name);
 // The same passes over `start` instead of the checkpoint's identity plan (e.g. a dequantized plan of it);
 // the checkpoint still supplies config and norm evidence.
 Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan start, const ConvertOptions& options);

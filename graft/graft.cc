@@ -8,6 +8,7 @@
 #include "forge/base/mapped_file.h"
 #include "forge/ckpt/tensor_names.h"
 #include "graft/cast_pass.h"
+#include "graft/convert.h"
 #include "graft/expert_passes.h"
 #include "graft/float_view.h"
 #include "graft/norm_shift_pass.h"
@@ -24,13 +25,6 @@ namespace fs = std::filesystem;
 namespace {
 
 bool IsMtp(const std::string& name) { return SplitTensorName(name).part == ModelPart::kMtp; }
-
-std::string FormatOf(const Checkpoint& c) {
-  for (const auto& [name, ref] : c.tensors()) {
-    if (SplitTensorName(name).style == NamingStyle::kMlx) return "mlx";
-  }
-  return "hf";
-}
 
 // The float dtype SRC's weights use (its embedding's), so the head matches it.
 std::optional<DType> FloatDTypeOf(const Checkpoint& c) {
@@ -73,8 +67,8 @@ Result<GraftPlan> BuildGraftPlan(const Checkpoint& src, const Checkpoint& base, 
   GraftPlan g;
   if (!src.config()) return Status::Invalid("SRC has no config.json", src.dir());
   if (!base.config()) return Status::Invalid("BASE has no config.json", base.dir());
-  g.src_format = FormatOf(src);
-  g.base_format = FormatOf(base);
+  g.src_format = DetectSourceFormat(src);
+  g.base_format = DetectSourceFormat(base);
 
   // BASE must carry a head.
   std::vector<std::string> base_head;

@@ -24,26 +24,17 @@ struct ConvertCliOptions {
 
 constexpr uint64_t kMemoryBudget = 1ull << 30;
 
-std::optional<ExpertLayout> ParseLayout(const std::string& s) {
-  if (s == "fused") return ExpertLayout::kFused;
-  if (s == "per_expert" || s == "per-expert") return ExpertLayout::kPerExpert;
-  return std::nullopt;
-}
-
 Result<graft::ConvertOptions> ToOptions(const ConvertCliOptions& c) {
   graft::ConvertOptions o;
   o.to = c.to == "hf" ? graft::TargetFormat::kHf : graft::TargetFormat::kMlx;
-  if (!c.dtype.empty()) {
-    const std::map<std::string, DType> dtypes = {{"bf16", DType::kBF16}, {"f16", DType::kF16}, {"f32", DType::kF32}};
-    o.dtype = dtypes.at(c.dtype);
-  }
+  o.dtype = ParseFloatDType(c.dtype);
   o.drop_mtp = c.drop_mtp;
   o.drop_vision = c.drop_vision;
   if (!c.fix_norms.empty()) {
     o.fix_norms = c.fix_norms == "shifted" ? inspect::NormConvention::kShifted : inspect::NormConvention::kZeroCentred;
   }
-  if (!c.expert_layout.empty()) o.hf_backbone_layout = ParseLayout(c.expert_layout);
-  if (!c.mtp_expert_layout.empty()) o.hf_mtp_layout = ParseLayout(c.mtp_expert_layout);
+  if (!c.expert_layout.empty()) o.hf_backbone_layout = graft::ParseHfExpertLayout(c.expert_layout);
+  if (!c.mtp_expert_layout.empty()) o.hf_mtp_layout = graft::ParseHfExpertLayout(c.mtp_expert_layout);
   if ((o.hf_backbone_layout || o.hf_mtp_layout) && o.to != graft::TargetFormat::kHf) {
     return Status::Error(ExitCode::kUsage, "--expert-layout/--mtp-expert-layout apply to --to hf only");
   }

@@ -21,6 +21,13 @@ int ReportError(const Status& st, const CommonFlags& flags) {
   return static_cast<int>(st.code());
 }
 
+std::optional<DType> ParseFloatDType(const std::string& name) {
+  if (name == "bf16") return DType::kBF16;
+  if (name == "f16") return DType::kF16;
+  if (name == "f32") return DType::kF32;
+  return std::nullopt;
+}
+
 plan::WriteOptions OutputOptions(const Checkpoint& src, const CommonFlags& flags, bool force, unsigned threads,
                                  uint64_t max_shard_size) {
   plan::WriteOptions w;

@@ -22,6 +22,9 @@ struct CommonFlags {
 
 int ReportError(const Status& st, const CommonFlags& flags);
 
+// "bf16" / "f16" / "f32" (what --dtype accepts); nullopt for anything else, "" included.
+std::optional<DType> ParseFloatDType(const std::string& name);
+
 // Writer options for an output derived from `src`: src is never written to, its auxiliary files (tokenizer,
 // templates, processor configs) are carried over, progress follows the flags.
 plan::WriteOptions OutputOptions(const Checkpoint& src, const CommonFlags& flags, bool force, unsigned threads,

@@ -29,13 +29,6 @@ struct QuantizeCliOptions {
   CommonFlags flags;
 };
 
-std::optional<DType> ParseDtype(const std::string& s) {
-  if (s == "bf16") return DType::kBF16;
-  if (s == "f16") return DType::kF16;
-  if (s == "f32") return DType::kF32;
-  return std::nullopt;
-}
-
 Result<graft::QuantizeOptions> ToOptions(const QuantizeCliOptions& c) {
   graft::QuantizeOptions o;
   auto mode = quant::ParseQuantMode(c.mode);
@@ -56,7 +49,7 @@ Result<graft::QuantizeOptions> ToOptions(const QuantizeCliOptions& c) {
     o.policy.rules.push_back({text.substr(0, eq), p});
   }
   o.rules = c.match == "mlx-cpu" ? quant::Rules::kMlxCpu : quant::Rules::kMlxGpu;
-  o.dtype = ParseDtype(c.dtype);
+  o.dtype = ParseFloatDType(c.dtype);
   o.measure_fidelity = c.flags.json || !c.report.empty();
   return o;
 }
@@ -179,7 +172,7 @@ struct DequantizeCliOptions {
 int RunDequantize(const DequantizeCliOptions& c) {
   auto ckpt = Checkpoint::Open(c.src);
   if (!ckpt.ok()) return ReportError(ckpt.status(), c.flags);
-  auto r = graft::BuildDequantizeRecipe(**ckpt, ParseDtype(c.dtype));
+  auto r = graft::BuildDequantizeRecipe(**ckpt, ParseFloatDType(c.dtype));
   if (!r.ok()) return ReportError(r.status(), c.flags);
   nlohmann::json j;
   int rc = WriteRecipe(*r, **ckpt, c.out, c.max_shard_size, c.threads, c.force, c.flags, &j);
