@@ -64,13 +64,11 @@ Result<SurgeryPlan> BuildFixConfigPlan(const Checkpoint& src) {
 
 Result<nlohmann::json> WriteSurgery(const Checkpoint& src, const TrunkLayout& out, const nlohmann::json& config,
                                     const std::string& out_dir, const SurgeryWrite& sw) {
-  plan::WriteOptions w;
+  plan::WriteOptions w = plan::DerivedFrom(src);
   w.threads = sw.threads;
   w.force = sw.force;
   w.progress = sw.progress;
   w.config = config;
-  w.source_dirs = {src.dir()};
-  for (const auto& f : src.aux_files()) w.copy_files.emplace_back((fs::path(src.dir()) / f).string(), f);
   nlohmann::json checks;
   w.before_commit = [&](const std::string& staged) -> Status {
     if (sw.check_trunk) {

@@ -121,11 +121,9 @@ int RunConvert(const ConvertCliOptions& c) {
   auto report = plan::WritePlan(cp->plan, c.out, w);
   if (!report.ok()) return ReportError(report.status(), c.flags);
   if (c.flags.json) {
-    nlohmann::json j = {{"out", report->out_dir}, {"to", c.to}, {"source_format", cp->source_format},
-                        {"already_in_target", cp->already_in_target}, {"notes", cp->notes},
-                        {"tensors", cp->plan.tensors.size()}, {"tensor_bytes", report->tensor_bytes},
-                        {"file_bytes", report->file_bytes}, {"seconds", report->seconds}, {"exit_code", 0}};
-    for (const auto& [name, bytes] : report->shards) j["shards"].push_back({{"file", name}, {"bytes", bytes}});
+    nlohmann::json j = plan::WriteReportJson(*report);
+    j.update({{"to", c.to}, {"source_format", cp->source_format}, {"already_in_target", cp->already_in_target},
+              {"notes", cp->notes}, {"tensors", cp->plan.tensors.size()}, {"exit_code", 0}});
     PrintJson(j);
   } else {
     for (const auto& n : cp->notes) std::printf("%s\n", n.c_str());

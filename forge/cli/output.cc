@@ -1,7 +1,6 @@
 #include "forge/cli/output.h"
 
 #include <cstdio>
-#include <filesystem>
 
 namespace forge::cli {
 
@@ -30,13 +29,11 @@ std::optional<DType> ParseFloatDType(const std::string& name) {
 
 plan::WriteOptions OutputOptions(const Checkpoint& src, const CommonFlags& flags, bool force, unsigned threads,
                                  uint64_t max_shard_size) {
-  plan::WriteOptions w;
+  plan::WriteOptions w = plan::DerivedFrom(src);
   w.max_shard_size = max_shard_size;
   w.threads = threads;
   w.force = force;
   w.progress = flags.show_progress();
-  w.source_dirs = {src.dir()};
-  for (const auto& f : src.aux_files()) w.copy_files.emplace_back((std::filesystem::path(src.dir()) / f).string(), f);
   return w;
 }
 

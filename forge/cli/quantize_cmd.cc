@@ -89,9 +89,9 @@ int WriteRecipe(const graft::QuantizeRecipe& r, const Checkpoint& ckpt, const st
   w.config = r.config;
   auto rep = plan::WritePlan(r.plan, out, w);
   if (!rep.ok()) return ReportError(rep.status(), flags);
-  *report_out = {{"out", rep->out_dir}, {"input", r.input_kind}, {"notes", r.notes}, {"tensors", r.plan.tensors.size()},
-                 {"tensor_bytes", rep->tensor_bytes}, {"file_bytes", rep->file_bytes}, {"seconds", rep->seconds},
-                 {"quantized_modules", r.quantized.size()}, {"exit_code", 0}};
+  *report_out = plan::WriteReportJson(*rep);
+  report_out->update({{"input", r.input_kind}, {"notes", r.notes}, {"tensors", r.plan.tensors.size()},
+                      {"quantized_modules", r.quantized.size()}, {"exit_code", 0}});
   return 0;
 }
 

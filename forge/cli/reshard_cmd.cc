@@ -57,9 +57,8 @@ int RunReshard(const ReshardOptions& o) {
   auto report = plan::WritePlan(*p, o.out, w);
   if (!report.ok()) return ReportError(report.status(), o.flags);
   if (o.flags.json) {
-    nlohmann::json j = {{"out", report->out_dir}, {"tensor_bytes", report->tensor_bytes},
-                        {"file_bytes", report->file_bytes}, {"seconds", report->seconds}, {"exit_code", 0}};
-    for (const auto& [name, bytes] : report->shards) j["shards"].push_back({{"file", name}, {"bytes", bytes}});
+    nlohmann::json j = plan::WriteReportJson(*report);
+    j["exit_code"] = 0;
     PrintJson(j);
   } else {
     std::printf("wrote %s: %zu shard(s), %llu bytes in %.2f s\n", report->out_dir.c_str(), report->shards.size(),

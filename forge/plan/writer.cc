@@ -215,6 +215,20 @@ Result<WriteReport> WriteLayout(const Plan& plan, const OutputLayout& layout, co
   return report;
 }
 
+WriteOptions DerivedFrom(const Checkpoint& src) {
+  WriteOptions w;
+  w.source_dirs = {src.dir()};
+  for (const auto& f : src.aux_files()) w.copy_files.emplace_back((fs::path(src.dir()) / f).string(), f);
+  return w;
+}
+
+nlohmann::json WriteReportJson(const WriteReport& report) {
+  nlohmann::json j = {{"out", report.out_dir}, {"tensor_bytes", report.tensor_bytes}, {"file_bytes", report.file_bytes},
+                      {"seconds", report.seconds}, {"shards", nlohmann::json::array()}};
+  for (const auto& [name, bytes] : report.shards) j["shards"].push_back({{"file", name}, {"bytes", bytes}});
+  return j;
+}
+
 Result<WriteReport> WritePlan(const Plan& plan, const std::string& out_dir, const WriteOptions& options) {
   OutputLayout layout;
   FORGE_ASSIGN_OR_RETURN(layout.new_shards, LayoutShards(plan, options.max_shard_size, options.metadata));

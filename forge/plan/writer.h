@@ -68,6 +68,13 @@ struct WriteReport {
 
 Result<WriteReport> WritePlan(const Plan& plan, const std::string& out_dir, const WriteOptions& options);
 
+// Options for an output derived from `src`: src is registered as a source (never written, no overlap) and
+// its auxiliary files (tokenizer, templates, processor configs) are carried over.
+WriteOptions DerivedFrom(const Checkpoint& src);
+
+// The write as JSON: out, tensor_bytes, file_bytes, seconds, shards[{file, bytes}].
+nlohmann::json WriteReportJson(const WriteReport& report);
+
 // The general form: `plan` holds every tensor the new shards reference (ShardPlan::plan_index).
 Result<WriteReport> WriteLayout(const Plan& plan, const OutputLayout& layout, const std::string& out_dir,
                                 const WriteOptions& options, bool link, LinkReport* link_report);
