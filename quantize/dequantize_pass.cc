@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "forge/ckpt/tensor_names.h"
 #include "forge/plan/evaluate.h"
 
 namespace forge::quant {
@@ -41,12 +42,11 @@ Result<plan::Plan> DequantizePass(const plan::Plan& in, const QuantConfig& confi
   for (const auto& t : in.tensors) by_name[t.name] = t.expr;
   plan::Plan result;
   for (const auto& t : in.tensors) {
-    const bool companion = t.name.size() > 7 && (t.name.compare(t.name.size() - 7, 7, ".scales") == 0 ||
-                                                 t.name.compare(t.name.size() - 7, 7, ".biases") == 0);
+    const bool companion = t.name.size() > 7 && (EndsWith(t.name, ".scales") || EndsWith(t.name, ".biases"));
     const std::string module = t.name.size() > 7 ? t.name.substr(0, t.name.size() - 7) : t.name;
     if (companion && by_name.count(module + ".weight") && by_name.count(module + ".scales")) continue;
     auto scales = by_name.find(module + ".scales");
-    if (t.name.compare(t.name.size() >= 7 ? t.name.size() - 7 : 0, 7, ".weight") != 0 || scales == by_name.end()) {
+    if (!EndsWith(t.name, ".weight") || scales == by_name.end()) {
       result.tensors.push_back(t);
       continue;
     }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "forge/base/float_access.h"
+#include "forge/ckpt/tensor_names.h"
 #include "forge/plan/evaluate.h"
 
 namespace forge::quant {
@@ -129,7 +130,7 @@ Result<QuantizePassResult> QuantizePass(const plan::Plan& in, const QuantPolicy&
   for (const auto& t : in.tensors) {
     const Decision d = Decide(t.name, t.expr->meta.shape, t.expr->meta.dtype, policy);
     if (!d.quantize) {
-      if (t.expr->meta.shape.size() >= 2 && t.name.size() > 7 && t.name.compare(t.name.size() - 7, 7, ".weight") == 0) {
+      if (t.expr->meta.shape.size() >= 2 && t.name.size() > 7 && EndsWith(t.name, ".weight")) {
         r.kept[t.name] = d.reason;
       }
       r.plan.tensors.push_back(t);
