@@ -5,14 +5,17 @@
 
 namespace forge::graft {
 
-Result<plan::Plan> MlxFloatView(const Checkpoint& ckpt) {
+Result<plan::Plan> DequantizedPlan(const Checkpoint& ckpt, std::optional<DType> dtype) {
   FORGE_ASSIGN_OR_RETURN(plan::Plan p, plan::IdentityPlan(ckpt));
-  if (ckpt.HasQuantizedTensors()) {
-    if (!ckpt.config() || !ckpt.config()->quant) {
-      return Status::Invalid("quantized tensors but config.json has no quantization block", ckpt.dir());
-    }
-    FORGE_ASSIGN_OR_RETURN(p, quant::DequantizePass(p, *ckpt.config()->quant, std::nullopt));
+  if (!ckpt.HasQuantizedTensors()) return p;
+  if (!ckpt.config() || !ckpt.config()->quant) {
+    return Status::Invalid("quantized tensors but config.json has no quantization block", ckpt.dir());
   }
+  return quant::DequantizePass(p, *ckpt.config()->quant, dtype);
+}
+
+Result<plan::Plan> MlxFloatView(const Checkpoint& ckpt) {
+  FORGE_ASSIGN_OR_RETURN(plan::Plan p, DequantizedPlan(ckpt, std::nullopt));
   FORGE_ASSIGN_OR_RETURN(ConvertPlan cp, BuildConvertPlanFrom(ckpt, std::move(p), ConvertOptions{}));
   return std::move(cp.plan);
 }

@@ -10,4 +10,8 @@ namespace forge::graft {
 
 Result<plan::Plan> MlxFloatView(const Checkpoint& ckpt);
 
+// The checkpoint's identity plan with every quantized module dequantized (to `dtype`, else MLX's default),
+// names and layout untouched.
+Result<plan::Plan> DequantizedPlan(const Checkpoint& ckpt, std::optional<DType> dtype);
+
 }  // namespace forge::graft

@@ -4,6 +4,7 @@
 
 #include "graft/cast_pass.h"
 #include "graft/convert.h"
+#include "graft/float_view.h"
 #include "quantize/dequantize_pass.h"
 #include "quantize/quant_config.h"
 #include "quantize/quantize_pass.h"
@@ -25,13 +26,8 @@ void DropQuantizationKeys(nlohmann::json* cfg) {
 
 // The float plan of an MLX-layout checkpoint: dequantized when quantized.
 Result<plan::Plan> FloatPlan(const Checkpoint& ckpt, std::optional<DType> dtype, std::string* kind) {
-  FORGE_ASSIGN_OR_RETURN(plan::Plan p, plan::IdentityPlan(ckpt));
-  if (!ckpt.HasQuantizedTensors()) return p;
-  *kind = "mlx-quantized";
-  if (!ckpt.config() || !ckpt.config()->quant) {
-    return Status::Invalid("quantized tensors but config.json has no quantization block", ckpt.dir());
-  }
-  return quant::DequantizePass(p, *ckpt.config()->quant, dtype);
+  if (ckpt.HasQuantizedTensors()) *kind = "mlx-quantized";
+  return DequantizedPlan(ckpt, dtype);
 }
 
 }  // namespace
