@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs forge's build dependencies from Debian 12 packages (no other sources).
 set -euo pipefail
-PKGS="build-essential cmake ninja-build nlohmann-json3-dev libcli11-dev libfmt-dev zlib1g-dev libssl-dev libgtest-dev libbenchmark-dev"
+PKGS="build-essential cmake ninja-build nlohmann-json3-dev libcli11-dev libfmt-dev zlib1g-dev libssl-dev libgtest-dev libbenchmark-dev pkg-config libpcre2-dev libicu-dev"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

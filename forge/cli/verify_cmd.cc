@@ -1,4 +1,4 @@
-// `forge manifest DIR` and `forge verify --manifest DIR | --trunk-of SRC DIR`.
+// `forge manifest DIR` and `forge verify --manifest DIR | --trunk-of SRC DIR | --identity --model DIR`.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -7,6 +7,7 @@
 
 #include "forge/base/fs_util.h"
 #include "forge/cli/commands.h"
+#include "forge/cli/identity_cmd.h"
 #include "forge/cli/output.h"
 #include "verify/manifest.h"
 #include "verify/trunk_check.h"
@@ -21,7 +22,8 @@ struct ManifestOptions {
 
 struct VerifyOptions {
   std::string trunk_of, dir;
-  bool manifest = false, fast = false;
+  bool manifest = false, fast = false, identity = false;
+  IdentityOptions id;
   CommonFlags flags;
 };
 
@@ -53,6 +55,13 @@ int Report(const std::vector<std::string>& mismatches, nlohmann::json j, const C
 }
 
 int RunVerify(const VerifyOptions& o) {
+  if (o.identity) {
+    IdentityOptions id = o.id;
+    if (id.model.empty()) id.model = o.dir;
+    if (id.model.empty()) return ReportError(Status::Error(ExitCode::kUsage, "verify --identity needs --model DIR"), o.flags);
+    return RunIdentity(id, o.flags);
+  }
+  if (o.dir.empty()) return ReportError(Status::Error(ExitCode::kUsage, "verify needs a checkpoint directory"), o.flags);
   if (o.manifest) {
     auto c = verify::CheckManifest(o.dir, o.fast);
     if (!c.ok()) return ReportError(c.status(), o.flags);
@@ -68,7 +77,7 @@ int RunVerify(const VerifyOptions& o) {
     return Report(t.mismatches, {{"trunk_tensors_compared", t.compared}, {"bytes_compared", t.bytes_compared}}, o.flags,
                   fmt::format("trunk of {} in {}", o.trunk_of, o.dir));
   }
-  return ReportError(Status::Error(ExitCode::kUsage, "verify needs --manifest DIR or --trunk-of SRC DIR"), o.flags);
+  return ReportError(Status::Error(ExitCode::kUsage, "verify needs --manifest DIR, --trunk-of SRC DIR or --identity --model DIR"), o.flags);
 }
 
 }  // namespace
@@ -81,11 +90,27 @@ void SetupVerify(CLI::App& app, Action* run) {
   mc->callback([run, m] { *run = [m] { return RunManifest(*m); }; });
 
   auto v = std::make_shared<VerifyOptions>();
-  auto* vc = app.add_subcommand("verify", "Check a checkpoint: --manifest DIR, or --trunk-of SRC DIR (exit 5 on mismatch)");
+  auto* vc = app.add_subcommand("verify",
+                                "Check a checkpoint: --manifest DIR, --trunk-of SRC DIR, or --identity --model DIR "
+                                "(MTP speculative decoding == greedy); exit 5 on mismatch");
   vc->add_flag("--manifest", v->manifest, "Re-check DIR against its forge-manifest.json");
   vc->add_flag("--fast", v->fast, "With --manifest: sizes and crc32 only");
   vc->add_option("--trunk-of", v->trunk_of, "Prove every trunk tensor of DIR is byte-identical to SRC's");
-  vc->add_option("DIR", v->dir, "The checkpoint to check")->required();
+  vc->add_option("DIR", v->dir, "The checkpoint to check");
+  vc->add_flag("--identity", v->identity,
+               "Replay plain and MTP speculative greedy decoding on the CPU reference decoder; prove they emit the "
+               "same tokens and measure acceptance (exit 5 on divergence, 2 without an MTP head)");
+  vc->add_option("--model", v->id.model, "With --identity: the checkpoint (HF or MLX, float or quantized)");
+  vc->add_option("--prompt-tokens", v->id.prompt_tokens, "With --identity: one prompt as token ids, e.g. 1,2,3");
+  vc->add_option("--prompts", v->id.prompts_file, "With --identity: JSONL file, one {\"prompt\": TEXT} or {\"tokens\": [..]} per line");
+  vc->add_option("--prompt", v->id.prompt_text, "With --identity: one prompt as text (needs tokenizer.json)");
+  vc->add_option("--max-tokens", v->id.max_tokens, "With --identity: new tokens per prompt (default 64)");
+  vc->add_option("--depth", v->id.depth, "With --identity: drafts per verify round, 1..4 (default 1)");
+  vc->add_option("--mtp-hidden", v->id.mtp_hidden,
+                 "With --identity: hidden fed to the MTP head: post-norm (default; vLLM, SGLang, mlx-vlm) or pre-norm "
+                 "(mlx-lm's MTP branch)");
+  vc->add_option("--threads", v->id.threads, "With --identity: worker threads (default: all cores)");
+  vc->add_flag("--ignore-eos", v->id.ignore_eos, "With --identity: do not stop at the end-of-sequence token");
   v->flags.Add(vc);
   vc->callback([run, v] { *run = [v] { return RunVerify(*v); }; });
 }

@@ -1,0 +1,160 @@
+#include "forge/cli/identity_cmd.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "forge/base/progress.h"
+#include "forge/base/thread_pool.h"
+#include "verify/model/decoder.h"
+#include "verify/spec/identity.h"
+#include "verify/tokenizer/bpe_tokenizer.h"
+
+namespace forge::cli {
+namespace {
+
+// Used when no prompt is given and the checkpoint has a tokenizer: code and prose, short.
+const char* const kDefaultPrompts[] = {
+    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+    "import os\nimport sys\n\n\ndef main(argv):\n",
+    "The quick brown fox jumps over the lazy dog. The quick brown",
+};
+
+Status Usage(const std::string& m) { return Status::Error(ExitCode::kUsage, m); }
+
+Result<std::vector<int64_t>> ParseTokenList(const std::string& s, int64_t vocab) {
+  std::vector<int64_t> ids;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    char* end = nullptr;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v < 0 || v >= vocab) {
+      return Usage(fmt::format("--prompt-tokens: '{}' is not a token id in [0, {})", item, vocab));
+    }
+    ids.push_back(v);
+  }
+  if (ids.empty()) return Usage("--prompt-tokens is empty");
+  return ids;
+}
+
+Result<std::vector<int64_t>> EncodeText(const std::string& text, const verify::BpeTokenizer* tok, const std::string& where) {
+  if (!tok) return Usage(where + ": text prompts need the checkpoint's tokenizer.json");
+  auto ids = tok->Encode(text);
+  if (!ids.ok()) return ids.status();
+  if (ids->empty()) return Usage(where + ": the prompt encodes to no tokens");
+  return ids;
+}
+
+// One prompt per line: {"prompt": "text"} or {"tokens": [..]} (or a bare JSON string / array).
+Result<std::vector<std::vector<int64_t>>> ReadPromptsFile(const std::string& path, const verify::BpeTokenizer* tok, int64_t vocab) {
+  std::ifstream in(path);
+  if (!in) return Status::Invalid("cannot read prompts file", path);
+  std::vector<std::vector<int64_t>> out;
+  std::string line;
+  for (int no = 1; std::getline(in, line); ++no) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = fmt::format("{}:{}", path, no);
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.contains("prompt")) j = j["prompt"];
+    else if (j.is_object() && j.contains("tokens")) j = j["tokens"];
+    if (j.is_string()) {
+      auto ids = EncodeText(j.get<std::string>(), tok, where);
+      if (!ids.ok()) return ids.status();
+      out.push_back(*ids);
+    } else if (j.is_array() && !j.empty() && std::all_of(j.begin(), j.end(), [&](const auto& v) {
+                 return v.is_number_integer() && v.template get<int64_t>() >= 0 && v.template get<int64_t>() < vocab;
+               })) {
+      out.push_back(j.get<std::vector<int64_t>>());
+    } else {
+      return Status::Invalid("line is not {\"prompt\": TEXT} or {\"tokens\": [ids in the vocabulary]}", where);
+    }
+  }
+  if (out.empty()) return Status::Invalid("no prompts", path);
+  return out;
+}
+
+}  // namespace
+
+int RunIdentity(const IdentityOptions& o, const CommonFlags& flags) {
+  if (o.depth < 1 || o.depth > 4) return ReportError(Usage("--depth must be 1..4"), flags);
+  if (o.max_tokens < 1) return ReportError(Usage("--max-tokens must be >= 1"), flags);
+  if (o.mtp_hidden != "post-norm" && o.mtp_hidden != "pre-norm") {
+    return ReportError(Usage("--mtp-hidden must be post-norm or pre-norm"), flags);
+  }
+  const int given = !o.prompt_tokens.empty() + !o.prompts_file.empty() + !o.prompt_text.empty();
+  if (given > 1) return ReportError(Usage("give one of --prompt-tokens, --prompts, --prompt"), flags);
+  auto ckpt = Checkpoint::Open(o.model);
+  if (!ckpt.ok()) return ReportError(ckpt.status(), flags);
+  auto weights = verify::model::LoadModelWeights(**ckpt);
+  if (!weights.ok()) return ReportError(weights.status(), flags);
+  if (!weights->has_mtp) {
+    return ReportError(Status::Error(ExitCode::kNothingToDo,
+                                     "no MTP head (mtp.* tensors): nothing to verify; graft one with `forge graft`", o.model),
+                       flags);
+  }
+  std::unique_ptr<verify::BpeTokenizer> tok;
+  const std::string tok_path = (std::filesystem::path(o.model) / "tokenizer.json").string();
+  if (std::filesystem::exists(tok_path)) {
+    auto t = verify::BpeTokenizer::Load(tok_path);
+    if (!t.ok()) return ReportError(t.status(), flags);
+    tok = std::move(*t);
+  }
+  const int64_t vocab = weights->geo.vocab;
+  std::vector<std::vector<int64_t>> prompts;
+  if (!o.prompt_tokens.empty()) {
+    auto ids = ParseTokenList(o.prompt_tokens, vocab);
+    if (!ids.ok()) return ReportError(ids.status(), flags);
+    prompts.push_back(*ids);
+  } else if (!o.prompts_file.empty()) {
+    auto p = ReadPromptsFile(o.prompts_file, tok.get(), vocab);
+    if (!p.ok()) return ReportError(p.status(), flags);
+    prompts = std::move(*p);
+  } else {
+    std::vector<std::string> texts;
+    if (!o.prompt_text.empty()) texts.push_back(o.prompt_text);
+    else texts.assign(std::begin(kDefaultPrompts), std::end(kDefaultPrompts));
+    for (const auto& text : texts) {
+      auto ids = EncodeText(text, tok.get(), o.prompt_text.empty() ? "default prompts (give --prompt-tokens)" : "--prompt");
+      if (!ids.ok()) return ReportError(ids.status(), flags);
+      prompts.push_back(*ids);
+    }
+  }
+  for (const auto& p : prompts) {
+    for (int64_t id : p) {
+      if (id >= vocab) return ReportError(Usage(fmt::format("prompt token {} is outside the vocabulary ({})", id, vocab)), flags);
+    }
+  }
+
+  ThreadPool pool(o.threads);
+  verify::model::Decoder dec(*weights, &pool);
+  verify::model::MtpHead mtp(*weights, &pool);
+  verify::spec::DecodeOptions d;
+  d.max_tokens = o.max_tokens;
+  d.depth = o.depth;
+  d.mtp_post_norm = o.mtp_hidden == "post-norm";
+  d.eos_token = o.ignore_eos ? -1 : weights->eos_token;
+  const bool tty = flags.show_progress() && Progress::StderrIsTty();
+  auto outcome = verify::spec::RunIdentity(dec, mtp, prompts, d, [&](size_t i, size_t n) {
+    if (tty) std::fprintf(stderr, "\rverify --identity: prompt %zu/%zu ", i + 1, n);
+  });
+  if (tty) std::fprintf(stderr, "\r%40s\r", "");
+  const int code = outcome.identical() ? 0 : static_cast<int>(ExitCode::kVerifyFailed);
+  if (flags.json) {
+    nlohmann::json j = verify::spec::IdentityJson(outcome, tok.get());
+    j["model"] = o.model;
+    j["notes"] = weights->notes;
+    j["exit_code"] = code;
+    PrintJson(j);
+  } else {
+    std::printf("%s", verify::spec::IdentityText(outcome, tok.get()).c_str());
+  }
+  return code;
+}
+
+}  // namespace forge::cli

@@ -1,0 +1,67 @@
+#include "verify/model/kernels.h"
+
+#include <algorithm>
+
+namespace forge::verify::model {
+
+double Dot(const float* a, const float* b, int64_t n) {
+  double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) lane[j] += static_cast<double>(a[i + j]) * static_cast<double>(b[i + j]);
+  }
+  for (int j = 0; i < n; ++i, ++j) lane[j] += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+  return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
+}
+
+void RmsNorm(const float* x, const float* gain, int64_t n, double eps, float* y) {
+  const double mean = Dot(x, x, n) / static_cast<double>(n);
+  const float inv = static_cast<float>(1.0 / std::sqrt(mean + eps));
+  for (int64_t i = 0; i < n; ++i) y[i] = (x[i] * inv) * gain[i];
+}
+
+void Softmax(float* x, int64_t n) {
+  const float mx = *std::max_element(x, x + n);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+int64_t Argmax(const float* x, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; ++i) {
+    if (x[i] > x[best]) best = i;
+  }
+  return best;
+}
+
+void MatMul::Run(const Matrix& w, const std::vector<const float*>& xs, const std::vector<float*>& ys) const {
+  const int64_t rows = w.rows(), cols = w.cols();
+  auto run_rows = [&](int64_t begin, int64_t end) {
+    std::vector<float> row(static_cast<size_t>(cols));
+    for (int64_t r = begin; r < end; ++r) {
+      w.Row(r, row.data());
+      for (size_t t = 0; t < xs.size(); ++t) ys[t][r] = static_cast<float>(Dot(row.data(), xs[t], cols));
+    }
+  };
+  // Splitting rows never changes a result (each row is one dot); only large products are worth the hand-off.
+  const int64_t work = rows * cols * static_cast<int64_t>(xs.size());
+  const unsigned threads = pool_ ? pool_->size() : 1;
+  if (threads <= 1 || work < (1 << 18) || rows < 2 * static_cast<int64_t>(threads)) {
+    run_rows(0, rows);
+    return;
+  }
+  const int64_t chunks = std::min<int64_t>(rows, static_cast<int64_t>(threads) * 4);
+  Status st = pool_->RunAll(static_cast<size_t>(chunks), [&](size_t c) {
+    const int64_t begin = rows * static_cast<int64_t>(c) / chunks, end = rows * static_cast<int64_t>(c + 1) / chunks;
+    run_rows(begin, end);
+    return Status();
+  });
+  (void)st;  // the jobs cannot fail
+}
+
+}  // namespace forge::verify::model

@@ -1,0 +1,219 @@
+#include "verify/model/layers.h"
+
+#include <algorithm>
+#include <numeric>
+
+namespace forge::verify::model {
+
+std::vector<float*> Rows::ptrs() {
+  std::vector<float*> p(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) p[static_cast<size_t>(t)] = at(t);
+  return p;
+}
+
+std::vector<const float*> Rows::cptrs() const {
+  std::vector<const float*> p(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) p[static_cast<size_t>(t)] = at(t);
+  return p;
+}
+
+GdnState EmptyGdnState(const Geometry& g) {
+  GdnState s;
+  s.conv.assign(static_cast<size_t>((g.conv_kernel - 1) * g.conv_channels()), 0.0f);
+  s.ssm.assign(static_cast<size_t>(g.v_heads * g.k_dim * g.v_dim), 0.0f);
+  return s;
+}
+
+void KvCache::Truncate(int64_t positions) {
+  if (positions < size()) {
+    k.resize(static_cast<size_t>(positions * width));
+    v.resize(static_cast<size_t>(positions * width));
+  }
+}
+
+void ApplyRope(float* head, int64_t rope_dims, double theta, int64_t position) {
+  // transformers: inv_freq = 1 / theta^(2i/dim) in f32, angle = inv_freq * position in f32, rotate-half pairs
+  // (i, i + dim/2) inside the first dim entries; the rest pass through.
+  const int64_t half = rope_dims / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(rope_dims);
+    const float inv_freq = 1.0f / std::pow(static_cast<float>(theta), exponent);
+    const float angle = inv_freq * static_cast<float>(position);
+    const float c = std::cos(angle), s = std::sin(angle);
+    const float a = head[i], b = head[i + half];
+    head[i] = a * c - b * s;
+    head[i + half] = b * c + a * s;
+  }
+}
+
+void GatedDeltaNet(const LayerContext& c, const GdnWeights& w, const Rows& xs, GdnState& state,
+                   std::vector<GdnState>* after_each, Rows& ys) {
+  const Geometry& g = c.geo;
+  const int64_t n = xs.n, C = g.conv_channels(), K = g.conv_kernel;
+  const int64_t Hk = g.k_heads, Hv = g.v_heads, Dk = g.k_dim, Dv = g.v_dim, kd = Hk * Dk, vd = Hv * Dv;
+  Rows qkv(n, C), z(n, vd), b(n, Hv), a(n, Hv), core(n, vd);
+  const auto in = xs.cptrs();
+  c.mm.Run(w.qkv, in, qkv.ptrs());
+  c.mm.Run(w.z, in, z.ptrs());
+  c.mm.Run(w.b, in, b.ptrs());
+  c.mm.Run(w.a, in, a.ptrs());
+
+  std::vector<float> y(static_cast<size_t>(C)), kv_mem(static_cast<size_t>(Dv)), delta(static_cast<size_t>(Dv));
+  const float q_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(Dk)));
+  for (int64_t t = 0; t < n; ++t) {
+    const float* x = qkv.at(t);
+    // Causal depthwise conv over [state (K-1 oldest first), x], then silu; the state keeps raw inputs.
+    for (int64_t ch = 0; ch < C; ++ch) {
+      double acc = 0;
+      for (int64_t j = 0; j + 1 < K; ++j) acc += static_cast<double>(w.conv[ch * K + j]) * state.conv[j * C + ch];
+      acc += static_cast<double>(w.conv[ch * K + K - 1]) * x[ch];
+      y[ch] = Silu(static_cast<float>(acc));
+    }
+    if (K > 1) {
+      std::copy(state.conv.begin() + C, state.conv.end(), state.conv.begin());
+      std::copy(x, x + C, state.conv.end() - C);
+    }
+    float* q = y.data();
+    float* k = y.data() + kd;
+    const float* v = y.data() + 2 * kd;
+    for (int64_t h = 0; h < Hk; ++h) {  // l2norm with eps inside the sum (transformers), q scaled by Dk^-1/2
+      float* qh = q + h * Dk;
+      float* kh = k + h * Dk;
+      const float iq = static_cast<float>(1.0 / std::sqrt(Dot(qh, qh, Dk) + 1e-6));
+      const float ik = static_cast<float>(1.0 / std::sqrt(Dot(kh, kh, Dk) + 1e-6));
+      for (int64_t i = 0; i < Dk; ++i) {
+        qh[i] = (qh[i] * iq) * q_scale;
+        kh[i] = kh[i] * ik;
+      }
+    }
+    for (int64_t h = 0; h < Hv; ++h) {
+      const float beta = Sigmoid(b.at(t)[h]);
+      const float decay = std::exp(-std::exp(w.a_log[h]) * Softplus(a.at(t)[h] + w.dt_bias[h]));
+      const int64_t kh = h / (Hv / Hk);  // consecutive value heads share a key head
+      const float* kk = k + kh * Dk;
+      const float* qq = q + kh * Dk;
+      const float* vv = v + h * Dv;
+      float* S = state.ssm.data() + h * Dk * Dv;  // [Dk][Dv]
+      for (int64_t i = 0; i < Dk * Dv; ++i) S[i] *= decay;
+      for (int64_t j = 0; j < Dv; ++j) {
+        double acc = 0;
+        for (int64_t i = 0; i < Dk; ++i) acc += static_cast<double>(S[i * Dv + j]) * kk[i];
+        kv_mem[j] = static_cast<float>(acc);
+        delta[j] = (vv[j] - kv_mem[j]) * beta;
+      }
+      for (int64_t i = 0; i < Dk; ++i) {
+        for (int64_t j = 0; j < Dv; ++j) S[i * Dv + j] += kk[i] * delta[j];
+      }
+      float* o = core.at(t) + h * Dv;
+      for (int64_t j = 0; j < Dv; ++j) {
+        double acc = 0;
+        for (int64_t i = 0; i < Dk; ++i) acc += static_cast<double>(S[i * Dv + j]) * qq[i];
+        o[j] = static_cast<float>(acc);
+      }
+      // Gated RMSNorm: plain weight, then silu(z) of the same head.
+      const float inv = static_cast<float>(1.0 / std::sqrt(Dot(o, o, Dv) / static_cast<double>(Dv) + g.eps));
+      const float* zh = z.at(t) + h * Dv;
+      for (int64_t j = 0; j < Dv; ++j) o[j] = (w.norm[j] * (o[j] * inv)) * Silu(zh[j]);
+    }
+    if (after_each) after_each->push_back(state);
+  }
+  c.mm.Run(w.out, core.cptrs(), ys.ptrs());
+}
+
+void GatedAttention(const LayerContext& c, const AttentionWeights& w, const Rows& xs, int64_t start, KvCache& cache,
+                    Rows& ys) {
+  const Geometry& g = c.geo;
+  const int64_t n = xs.n, nh = g.heads, nkv = g.kv_heads, d = g.head_dim;
+  Rows qg(n, 2 * nh * d), kk(n, nkv * d), vv(n, nkv * d), out(n, nh * d);
+  const auto in = xs.cptrs();
+  c.mm.Run(w.q, in, qg.ptrs());
+  c.mm.Run(w.k, in, kk.ptrs());
+  c.mm.Run(w.v, in, vv.ptrs());
+  cache.width = nkv * d;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  std::vector<float> q(static_cast<size_t>(d)), scores;
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t pos = start + t;
+    float* kt = kk.at(t);
+    for (int64_t j = 0; j < nkv; ++j) {
+      RmsNorm(kt + j * d, w.k_norm.data(), d, g.eps, kt + j * d);
+      ApplyRope(kt + j * d, g.rope_dims, g.rope_theta, pos);
+    }
+    cache.k.insert(cache.k.end(), kt, kt + nkv * d);
+    cache.v.insert(cache.v.end(), vv.at(t), vv.at(t) + nkv * d);
+    const int64_t len = cache.size();
+    scores.resize(static_cast<size_t>(len));
+    for (int64_t h = 0; h < nh; ++h) {
+      const float* qh = qg.at(t) + h * 2 * d;  // per head: d query rows then d gate rows (pitfall 10)
+      const float* gate = qh + d;
+      RmsNorm(qh, w.q_norm.data(), d, g.eps, q.data());
+      ApplyRope(q.data(), g.rope_dims, g.rope_theta, pos);
+      const int64_t grp = h / (nh / nkv);
+      for (int64_t s = 0; s < len; ++s) {
+        scores[s] = static_cast<float>(Dot(q.data(), cache.k.data() + s * cache.width + grp * d, d)) * scale;
+      }
+      Softmax(scores.data(), len);
+      float* o = out.at(t) + h * d;
+      for (int64_t i = 0; i < d; ++i) {
+        double acc = 0;
+        for (int64_t s = 0; s < len; ++s) acc += static_cast<double>(scores[s]) * cache.v[s * cache.width + grp * d + i];
+        o[i] = static_cast<float>(acc) * Sigmoid(gate[i]);
+      }
+    }
+  }
+  c.mm.Run(w.o, out.cptrs(), ys.ptrs());
+}
+
+namespace {
+
+void Mlp(const LayerContext& c, const MlpWeights& w, const Rows& xs, Rows& ys) {
+  const int64_t width = w.gate.rows();
+  Rows gate(xs.n, width), up(xs.n, width);
+  const auto in = xs.cptrs();
+  c.mm.Run(w.gate, in, gate.ptrs());
+  c.mm.Run(w.up, in, up.ptrs());
+  for (size_t i = 0; i < gate.data.size(); ++i) gate.data[i] = Silu(gate.data[i]) * up.data[i];
+  c.mm.Run(w.down, gate.cptrs(), ys.ptrs());
+}
+
+void Moe(const LayerContext& c, const MoeWeights& w, const Rows& xs, Rows& ys) {
+  const Geometry& g = c.geo;
+  const int64_t H = g.hidden, E = g.experts, k = g.experts_per_tok;
+  Rows router(xs.n, E), shared(xs.n, H), shared_gate(xs.n, 1);
+  c.mm.Run(w.router, xs.cptrs(), router.ptrs());
+  Mlp(c, w.shared, xs, shared);
+  c.mm.Run(w.shared_gate, xs.cptrs(), shared_gate.ptrs());
+  std::vector<int64_t> order(static_cast<size_t>(E));
+  for (int64_t t = 0; t < xs.n; ++t) {
+    float* p = router.at(t);
+    Softmax(p, E);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return p[a] > p[b]; });
+    float total = 0;
+    for (int64_t i = 0; i < k; ++i) total += p[order[i]];
+    float* y = ys.at(t);
+    std::fill(y, y + H, 0.0f);
+    Rows one(1, H), out(1, H);
+    std::copy(xs.at(t), xs.at(t) + H, one.at(0));
+    for (int64_t i = 0; i < k; ++i) {  // top-k renormalized (Qwen3.5-MoE always renormalizes)
+      const int64_t e = order[i];
+      Mlp(c, w.experts[static_cast<size_t>(e)], one, out);
+      const float weight = p[e] / total;
+      for (int64_t j = 0; j < H; ++j) y[j] += weight * out.at(0)[j];
+    }
+    const float sg = Sigmoid(shared_gate.at(t)[0]);
+    for (int64_t j = 0; j < H; ++j) y[j] += sg * shared.at(t)[j];
+  }
+}
+
+}  // namespace
+
+void FeedForward(const LayerContext& c, const LayerWeights& w, const Rows& xs, Rows& ys) {
+  if (w.moe) {
+    Moe(c, w.moe_w, xs, ys);
+  } else {
+    Mlp(c, w.mlp, xs, ys);
+  }
+}
+
+}  // namespace forge::verify::model
