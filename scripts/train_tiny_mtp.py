@@ -220,8 +220,7 @@ def main():
     mf.aux_files(folder, tok_dir, True, VOCAB - 1)
 
     folder = os.path.join(OUT, "trained-vlm-finetune-nomtp")
-    ft.to(torch.bfloat16).save_pretrained(folder)
-    ft.float()
+    copy.deepcopy(ft).to(torch.bfloat16).save_pretrained(folder)  # a copy: casting would round ft's RoPE buffers
     cfgd = json.load(open(os.path.join(folder, "config.json")))
     cfgd.setdefault("text_config", {})["mtp_num_hidden_layers"] = 1
     mf.write_config(folder, cfgd)
