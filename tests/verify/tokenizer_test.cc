@@ -1,0 +1,49 @@
+// forge's byte-level BPE against Hugging Face `tokenizers` itself: the ids and decoded strings in
+// fixtures/references/trained-vlm-hf.tokenizer-cases.json were produced by the tokenizer that trained the
+// fixture (contractions, digits, CJK, emoji, a decomposed accent that NFC composes, CR/LF runs, control
+// bytes, special tokens inside text).
+#include <gtest/gtest.h>
+
+#include "tests/st/test_files.h"
+#include "verify/tokenizer/bpe_tokenizer.h"
+
+namespace forge::testing {
+namespace {
+
+TEST(BpeTokenizer, EncodesAndDecodesLikeHuggingFaceTokenizers) {
+  auto tok = verify::BpeTokenizer::Load(FixturePath("trained-vlm-hf/tokenizer.json"));
+  ASSERT_TRUE(tok.ok()) << tok.status().ToString();
+  const nlohmann::json cases = ReadJson(FixturePath("references/trained-vlm-hf.tokenizer-cases.json"));
+  ASSERT_GE(cases["cases"].size(), 8u);
+  for (const auto& c : cases["cases"]) {
+    const std::string text = c["text"].get<std::string>();
+    auto ids = (*tok)->Encode(text);
+    ASSERT_TRUE(ids.ok()) << text;
+    EXPECT_EQ(*ids, c["ids"].get<std::vector<int64_t>>()) << text;
+    EXPECT_EQ((*tok)->Decode(c["ids"].get<std::vector<int64_t>>()), c["decoded"].get<std::string>()) << text;
+  }
+}
+
+TEST(BpeTokenizer, FixturePromptsRoundTrip) {
+  // The 320-token tokenizer of the random fixtures encodes make_fixtures.py's prompts to the recorded ids.
+  auto tok = verify::BpeTokenizer::Load(FixturePath("dense-vlm-hf/tokenizer.json"));
+  ASSERT_TRUE(tok.ok());
+  const nlohmann::json ref = ReadJson(FixturePath("references/dense-vlm-hf.tokens.json"));
+  auto a = (*tok)->Encode("def main(argv):\n    return");
+  auto b = (*tok)->Encode("import os\nimport sys\n");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(*a, ref["cases"][0]["prompt"].get<std::vector<int64_t>>());
+  EXPECT_EQ(*b, ref["cases"][1]["prompt"].get<std::vector<int64_t>>());
+}
+
+TEST(BpeTokenizer, RefusesWhatItDoesNotImplement) {
+  TempDir dir;
+  WriteFile(dir.Sub("tokenizer.json"), R"({"model": {"type": "Unigram", "vocab": []}})");
+  auto t = verify::BpeTokenizer::Load(dir.Sub("tokenizer.json"));
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().ToString().find("model.type must be BPE"), std::string::npos);
+  EXPECT_NE(t.status().ToString().find("tokenizer.json"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace forge::testing
