@@ -3,8 +3,9 @@
 # then shows what `forge inspect` finds in a fine-tune that lost its MTP head and in its base model, converts
 # the base to MLX keeping its MTP head, repairs a mixed-convention checkpoint, quantizes (4-bit, with the
 # fidelity report), requantizes to mxfp8, grafts the base's head back into the fine-tune (and refuses an
-# unrelated donor).
-# (Grows into graft -> quantize -> verify as those commands land.)
+# unrelated donor), then the full repair on the *trained* tiny model: its fine-tune lost the head, graft
+# it back, quantize to mxfp4, and prove with the CPU reference decoder that MTP speculative decoding emits
+# exactly the greedy tokens, measuring acceptance.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh && scripts/build.sh >/dev/null || exit 1
@@ -28,4 +29,9 @@ run graft --link --src fixtures/moe-vlm-finetune-nomtp --mtp-from fixtures/moe-v
 run inspect config "$TMP/grafted"
 run verify --manifest "$TMP/grafted"
 run graft --src fixtures/dense-vlm-finetune-nomtp --mtp-from fixtures/dense-other-hf --out "$TMP/refused"
+run verify --identity --model fixtures/trained-vlm-finetune-nomtp
+run verify --identity --model fixtures/trained-vlm-hf --depth 2
+run graft -q --src fixtures/trained-vlm-finetune-nomtp --mtp-from fixtures/trained-vlm-hf --out "$TMP/trained-grafted"
+run quantize -q --src "$TMP/trained-grafted" --out "$TMP/trained-mxfp4" --mode mxfp4
+run verify --identity --model "$TMP/trained-mxfp4" --max-tokens 48
 rm -rf "$TMP"
