@@ -1,13 +1,13 @@
 #include "forge/cli/identity_cmd.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "forge/base/progress.h"
 #include "forge/base/thread_pool.h"
@@ -43,7 +43,8 @@ Result<std::vector<int64_t>> ParseTokenList(const std::string& s, int64_t vocab)
   return ids;
 }
 
-Result<std::vector<int64_t>> EncodeText(const std::string& text, const verify::BpeTokenizer* tok, const std::string& where) {
+Result<std::vector<int64_t>> EncodeText(const std::string& text, const verify::BpeTokenizer* tok,
+                                        const std::string& where) {
   if (!tok) return Usage(where + ": text prompts need the checkpoint's tokenizer.json");
   auto ids = tok->Encode(text);
   if (!ids.ok()) return ids.status();
@@ -52,7 +53,8 @@ Result<std::vector<int64_t>> EncodeText(const std::string& text, const verify::B
 }
 
 // One prompt per line: {"prompt": "text"} or {"tokens": [..]} (or a bare JSON string / array).
-Result<std::vector<std::vector<int64_t>>> ReadPromptsFile(const std::string& path, const verify::BpeTokenizer* tok, int64_t vocab) {
+Result<std::vector<std::vector<int64_t>>> ReadPromptsFile(const std::string& path,
+                                                          const verify::BpeTokenizer* tok, int64_t vocab) {
   std::ifstream in(path);
   if (!in) return Status::Invalid("cannot read prompts file", path);
   std::vector<std::vector<int64_t>> out;
@@ -61,18 +63,22 @@ Result<std::vector<std::vector<int64_t>>> ReadPromptsFile(const std::string& pat
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = fmt::format("{}:{}", path, no);
     auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.contains("prompt")) j = j["prompt"];
-    else if (j.is_object() && j.contains("tokens")) j = j["tokens"];
+    if (j.is_object() && j.contains("prompt"))
+      j = j["prompt"];
+    else if (j.is_object() && j.contains("tokens"))
+      j = j["tokens"];
     if (j.is_string()) {
       auto ids = EncodeText(j.get<std::string>(), tok, where);
       if (!ids.ok()) return ids.status();
       out.push_back(*ids);
     } else if (j.is_array() && !j.empty() && std::all_of(j.begin(), j.end(), [&](const auto& v) {
-                 return v.is_number_integer() && v.template get<int64_t>() >= 0 && v.template get<int64_t>() < vocab;
+                 return v.is_number_integer() && v.template get<int64_t>() >= 0 &&
+                        v.template get<int64_t>() < vocab;
                })) {
       out.push_back(j.get<std::vector<int64_t>>());
     } else {
-      return Status::Invalid("line is not {\"prompt\": TEXT} or {\"tokens\": [ids in the vocabulary]}", where);
+      return Status::Invalid("line is not {\"prompt\": TEXT} or {\"tokens\": [ids in the vocabulary]}",
+                             where);
     }
   }
   if (out.empty()) return Status::Invalid("no prompts", path);
@@ -94,9 +100,11 @@ int RunIdentity(const IdentityOptions& o, const CommonFlags& flags) {
   auto weights = verify::model::LoadModelWeights(**ckpt);
   if (!weights.ok()) return ReportError(weights.status(), flags);
   if (!weights->has_mtp) {
-    return ReportError(Status::Error(ExitCode::kNothingToDo,
-                                     "no MTP head (mtp.* tensors): nothing to verify; graft one with `forge graft`", o.model),
-                       flags);
+    return ReportError(
+        Status::Error(ExitCode::kNothingToDo,
+                      "no MTP head (mtp.* tensors): nothing to verify; graft one with `forge graft`",
+                      o.model),
+        flags);
   }
   std::unique_ptr<verify::BpeTokenizer> tok;
   const std::string tok_path = (std::filesystem::path(o.model) / "tokenizer.json").string();
@@ -117,17 +125,22 @@ int RunIdentity(const IdentityOptions& o, const CommonFlags& flags) {
     prompts = std::move(*p);
   } else {
     std::vector<std::string> texts;
-    if (!o.prompt_text.empty()) texts.push_back(o.prompt_text);
-    else texts.assign(std::begin(kDefaultPrompts), std::end(kDefaultPrompts));
+    if (!o.prompt_text.empty())
+      texts.push_back(o.prompt_text);
+    else
+      texts.assign(std::begin(kDefaultPrompts), std::end(kDefaultPrompts));
     for (const auto& text : texts) {
-      auto ids = EncodeText(text, tok.get(), o.prompt_text.empty() ? "default prompts (give --prompt-tokens)" : "--prompt");
+      auto ids = EncodeText(text, tok.get(),
+                            o.prompt_text.empty() ? "default prompts (give --prompt-tokens)" : "--prompt");
       if (!ids.ok()) return ReportError(ids.status(), flags);
       prompts.push_back(*ids);
     }
   }
   for (const auto& p : prompts) {
     for (int64_t id : p) {
-      if (id >= vocab) return ReportError(Usage(fmt::format("prompt token {} is outside the vocabulary ({})", id, vocab)), flags);
+      if (id >= vocab)
+        return ReportError(Usage(fmt::format("prompt token {} is outside the vocabulary ({})", id, vocab)),
+                           flags);
     }
   }
 

@@ -1,9 +1,9 @@
 // `forge manifest DIR` and `forge verify --manifest DIR | --trunk-of SRC DIR | --identity --model DIR`.
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <memory>
-
-#include <fmt/format.h>
 
 #include "forge/base/fs_util.h"
 #include "forge/cli/commands.h"
@@ -33,12 +33,19 @@ int RunManifest(const ManifestOptions& o) {
   const std::string path = (std::filesystem::path(o.dir) / verify::kManifestName).string();
   Status st = WriteTextFile(path, m->dump(2) + "\n");
   if (!st.ok()) return ReportError(st, o.flags);
-  if (o.flags.json) PrintJson({{"manifest", path}, {"files", (*m)["files"].size()}, {"tensors", (*m)["tensors"].size()}, {"exit_code", 0}});
-  else std::printf("wrote %s: %zu files, %zu tensors\n", path.c_str(), (*m)["files"].size(), (*m)["tensors"].size());
+  if (o.flags.json)
+    PrintJson({{"manifest", path},
+               {"files", (*m)["files"].size()},
+               {"tensors", (*m)["tensors"].size()},
+               {"exit_code", 0}});
+  else
+    std::printf("wrote %s: %zu files, %zu tensors\n", path.c_str(), (*m)["files"].size(),
+                (*m)["tensors"].size());
   return 0;
 }
 
-int Report(const std::vector<std::string>& mismatches, nlohmann::json j, const CommonFlags& flags, const std::string& what) {
+int Report(const std::vector<std::string>& mismatches, nlohmann::json j, const CommonFlags& flags,
+           const std::string& what) {
   const int code = mismatches.empty() ? 0 : static_cast<int>(ExitCode::kVerifyFailed);
   j["ok"] = mismatches.empty();
   j["mismatches"] = mismatches;
@@ -58,14 +65,17 @@ int RunVerify(const VerifyOptions& o) {
   if (o.identity) {
     IdentityOptions id = o.id;
     if (id.model.empty()) id.model = o.dir;
-    if (id.model.empty()) return ReportError(Status::Error(ExitCode::kUsage, "verify --identity needs --model DIR"), o.flags);
+    if (id.model.empty())
+      return ReportError(Status::Error(ExitCode::kUsage, "verify --identity needs --model DIR"), o.flags);
     return RunIdentity(id, o.flags);
   }
-  if (o.dir.empty()) return ReportError(Status::Error(ExitCode::kUsage, "verify needs a checkpoint directory"), o.flags);
+  if (o.dir.empty())
+    return ReportError(Status::Error(ExitCode::kUsage, "verify needs a checkpoint directory"), o.flags);
   if (o.manifest) {
     auto c = verify::CheckManifest(o.dir, o.fast);
     if (!c.ok()) return ReportError(c.status(), o.flags);
-    return Report(c->mismatches, {{"files_checked", c->files_checked}, {"tensors_checked", c->tensors_checked}}, o.flags,
+    return Report(c->mismatches,
+                  {{"files_checked", c->files_checked}, {"tensors_checked", c->tensors_checked}}, o.flags,
                   fmt::format("manifest {}{}", o.dir, o.fast ? " (fast: sizes and crc32)" : ""));
   }
   if (!o.trunk_of.empty()) {
@@ -74,41 +84,51 @@ int RunVerify(const VerifyOptions& o) {
     auto out = Checkpoint::Open(o.dir);
     if (!out.ok()) return ReportError(out.status(), o.flags);
     verify::TrunkCheck t = verify::CheckTrunk(**src, **out);
-    return Report(t.mismatches, {{"trunk_tensors_compared", t.compared}, {"bytes_compared", t.bytes_compared}}, o.flags,
+    return Report(t.mismatches,
+                  {{"trunk_tensors_compared", t.compared}, {"bytes_compared", t.bytes_compared}}, o.flags,
                   fmt::format("trunk of {} in {}", o.trunk_of, o.dir));
   }
-  return ReportError(Status::Error(ExitCode::kUsage, "verify needs --manifest DIR, --trunk-of SRC DIR or --identity --model DIR"), o.flags);
+  return ReportError(
+      Status::Error(ExitCode::kUsage,
+                    "verify needs --manifest DIR, --trunk-of SRC DIR or --identity --model DIR"),
+      o.flags);
 }
 
 }  // namespace
 
 void SetupVerify(CLI::App& app, Action* run) {
   auto m = std::make_shared<ManifestOptions>();
-  auto* mc = app.add_subcommand("manifest", "Write forge-manifest.json: sha1 of every tensor and file, crc32 per file");
+  auto* mc = app.add_subcommand("manifest",
+                                "Write forge-manifest.json: sha1 of every tensor and file, crc32 per file");
   mc->add_option("DIR", m->dir, "Checkpoint directory")->required();
   m->flags.Add(mc);
   mc->callback([run, m] { *run = [m] { return RunManifest(*m); }; });
 
   auto v = std::make_shared<VerifyOptions>();
-  auto* vc = app.add_subcommand("verify",
-                                "Check a checkpoint: --manifest DIR, --trunk-of SRC DIR, or --identity --model DIR "
-                                "(MTP speculative decoding == greedy); exit 5 on mismatch");
+  auto* vc =
+      app.add_subcommand("verify",
+                         "Check a checkpoint: --manifest DIR, --trunk-of SRC DIR, or --identity --model DIR "
+                         "(MTP speculative decoding == greedy); exit 5 on mismatch");
   vc->add_flag("--manifest", v->manifest, "Re-check DIR against its forge-manifest.json");
   vc->add_flag("--fast", v->fast, "With --manifest: sizes and crc32 only");
   vc->add_option("--trunk-of", v->trunk_of, "Prove every trunk tensor of DIR is byte-identical to SRC's");
   vc->add_option("DIR", v->dir, "The checkpoint to check");
-  vc->add_flag("--identity", v->identity,
-               "Replay plain and MTP speculative greedy decoding on the CPU reference decoder; prove they emit the "
-               "same tokens and measure acceptance (exit 5 on divergence, 2 without an MTP head)");
+  vc->add_flag(
+      "--identity", v->identity,
+      "Replay plain and MTP speculative greedy decoding on the CPU reference decoder; prove they emit the "
+      "same tokens and measure acceptance (exit 5 on divergence, 2 without an MTP head)");
   vc->add_option("--model", v->id.model, "With --identity: the checkpoint (HF or MLX, float or quantized)");
-  vc->add_option("--prompt-tokens", v->id.prompt_tokens, "With --identity: one prompt as token ids, e.g. 1,2,3");
-  vc->add_option("--prompts", v->id.prompts_file, "With --identity: JSONL file, one {\"prompt\": TEXT} or {\"tokens\": [..]} per line");
+  vc->add_option("--prompt-tokens", v->id.prompt_tokens,
+                 "With --identity: one prompt as token ids, e.g. 1,2,3");
+  vc->add_option("--prompts", v->id.prompts_file,
+                 "With --identity: JSONL file, one {\"prompt\": TEXT} or {\"tokens\": [..]} per line");
   vc->add_option("--prompt", v->id.prompt_text, "With --identity: one prompt as text (needs tokenizer.json)");
   vc->add_option("--max-tokens", v->id.max_tokens, "With --identity: new tokens per prompt (default 64)");
   vc->add_option("--depth", v->id.depth, "With --identity: drafts per verify round, 1..4 (default 1)");
-  vc->add_option("--mtp-hidden", v->id.mtp_hidden,
-                 "With --identity: hidden fed to the MTP head: post-norm (default; vLLM, SGLang, mlx-vlm) or pre-norm "
-                 "(mlx-lm's MTP branch)");
+  vc->add_option(
+      "--mtp-hidden", v->id.mtp_hidden,
+      "With --identity: hidden fed to the MTP head: post-norm (default; vLLM, SGLang, mlx-vlm) or pre-norm "
+      "(mlx-lm's MTP branch)");
   vc->add_option("--threads", v->id.threads, "With --identity: worker threads (default: all cores)");
   vc->add_flag("--ignore-eos", v->id.ignore_eos, "With --identity: do not stop at the end-of-sequence token");
   v->flags.Add(vc);

@@ -12,7 +12,8 @@ using namespace testing;
 nlohmann::json Json(const CommandResult& r) { return nlohmann::json::parse(r.out, nullptr, false); }
 
 TEST(IdentityCli, JsonContractOnTheTrainedFixture) {
-  auto r = RunForge("verify --identity --json --max-tokens 24 --depth 2 --model " + FixturePath("trained-vlm-hf"));
+  auto r =
+      RunForge("verify --identity --json --max-tokens 24 --depth 2 --model " + FixturePath("trained-vlm-hf"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = Json(r);
   ASSERT_TRUE(j.is_object()) << r.out;
@@ -41,7 +42,8 @@ TEST(IdentityCli, PromptsAsTextIdsAndJsonl) {
   EXPECT_EQ(Json(ids)["prompts"][0]["prompt"], nlohmann::json::array({1, 2, 3}));
   TempDir dir;
   WriteFile(dir.Sub("p.jsonl"), "{\"prompt\": \"import os\\n\"}\n\n{\"tokens\": [5, 6]}\n");
-  auto f = RunForge("verify --identity --json --max-tokens 8 --prompts " + dir.Sub("p.jsonl") + " --model " + model);
+  auto f = RunForge("verify --identity --json --max-tokens 8 --prompts " + dir.Sub("p.jsonl") + " --model " +
+                    model);
   ASSERT_EQ(f.exit_code, 0) << f.err;
   EXPECT_EQ(Json(f)["prompts"].size(), 2u);
   WriteFile(dir.Sub("bad.jsonl"), "{\"tokens\": [5, 99999]}\n");
@@ -55,8 +57,12 @@ TEST(IdentityCli, ExitCodes) {
   EXPECT_EQ(none.exit_code, 2);
   EXPECT_NE(none.err.find("no MTP head"), std::string::npos);
   EXPECT_EQ(RunForge("verify --identity --depth 5 --model " + FixturePath("trained-vlm-hf")).exit_code, 64);
-  EXPECT_EQ(RunForge("verify --identity --prompt-tokens 1,x --model " + FixturePath("trained-vlm-hf")).exit_code, 64);
-  EXPECT_EQ(RunForge("verify --identity --mtp-hidden middle --model " + FixturePath("trained-vlm-hf")).exit_code, 64);
+  EXPECT_EQ(
+      RunForge("verify --identity --prompt-tokens 1,x --model " + FixturePath("trained-vlm-hf")).exit_code,
+      64);
+  EXPECT_EQ(
+      RunForge("verify --identity --mtp-hidden middle --model " + FixturePath("trained-vlm-hf")).exit_code,
+      64);
   // Config and tensors disagreeing: a structural error naming the file, the tensor and the rule.
   TempDir dir;
   CopyTree(FixturePath("trained-vlm-hf"), dir.Sub("m"));
@@ -65,7 +71,8 @@ TEST(IdentityCli, ExitCodes) {
   WriteJson(dir.Sub("m/config.json"), cfg);
   auto s = RunForge("verify --identity --model " + dir.Sub("m"));
   EXPECT_EQ(s.exit_code, 4);
-  EXPECT_NE(s.err.find("model.safetensors: tensor 'model.language_model.layers.0.mlp.gate_proj.weight'"), std::string::npos)
+  EXPECT_NE(s.err.find("model.safetensors: tensor 'model.language_model.layers.0.mlp.gate_proj.weight'"),
+            std::string::npos)
       << s.err;
   EXPECT_NE(s.err.find("config.json implies 400 rows"), std::string::npos) << s.err;
 }
@@ -81,7 +88,8 @@ TEST(IdentityCli, GraftQuantizeVerifyPipeline) {
     auto quant = RunForge("quantize -q --force --src " + g + " --out " + q + " --mode " + mode);
     ASSERT_EQ(quant.exit_code, 0) << mode << ": " << quant.err;
     for (int depth = 1; depth <= 3; ++depth) {
-      auto v = RunForge("verify --identity --json --max-tokens 16 --depth " + std::to_string(depth) + " --model " + q);
+      auto v = RunForge("verify --identity --json --max-tokens 16 --depth " + std::to_string(depth) +
+                        " --model " + q);
       ASSERT_EQ(v.exit_code, 0) << mode << " depth " << depth << ": " << v.err;
       const auto j = Json(v);
       EXPECT_TRUE(j["identical"].get<bool>());

@@ -3,9 +3,9 @@
 // equal, every step's logits within 1e-3, and the MTP head's draft logits (a head built from transformers'
 // own layer classes) within 1e-3 for both hidden choices. Checkpoints in other layouts of the same weights
 // (per-expert, Qwen3.6 fused MTP, MLX with +1 norms stored in bf16) are held to the same references.
-#include <cstdio>
-
 #include <gtest/gtest.h>
+
+#include <cstdio>
 
 #include "tests/st/test_files.h"
 #include "tests/verify/reference_helpers.h"
@@ -48,7 +48,8 @@ TEST_P(DecoderReference, PlainGreedyMatchesTransformers) {
     seq.pop_back();
     dec.Forward(seq, st, LogitsFor::kAll, out);
     for (size_t s = 0; s < ref.step_logits.size(); ++s) {
-      const float d = MaxAbsDiff(out.logits.at(static_cast<int64_t>(ref.prompt.size() - 1 + s)), ref.step_logits[s]);
+      const float d =
+          MaxAbsDiff(out.logits.at(static_cast<int64_t>(ref.prompt.size() - 1 + s)), ref.step_logits[s]);
       worst = std::max(worst, d);
       EXPECT_LE(d, c.tolerance) << "step " << s;
       EXPECT_LE(MaxAbsDiff(r.step_logits[s].data(), ref.step_logits[s]), c.tolerance);
@@ -88,19 +89,20 @@ TEST_P(DecoderReference, MtpDraftLogitsMatchIndependentHead) {
         worst = std::max(worst, d);
         EXPECT_LE(d, c.tolerance) << (post ? "post" : "pre") << "-norm slot " << i;
         ++slots;
-        argmax_equal += verify::model::Argmax(mo.logits.at(static_cast<int64_t>(i)), mo.logits.width) == want_argmax[i];
+        argmax_equal +=
+            verify::model::Argmax(mo.logits.at(static_cast<int64_t>(i)), mo.logits.width) == want_argmax[i];
       }
     }
   }
-  std::printf("[ measured ] %s: MTP max |logit - reference head| = %.2e, argmax equal %zu/%zu\n", c.fixture.c_str(), worst,
-              argmax_equal, slots);
+  std::printf("[ measured ] %s: MTP max |logit - reference head| = %.2e, argmax equal %zu/%zu\n",
+              c.fixture.c_str(), worst, argmax_equal, slots);
   EXPECT_EQ(argmax_equal, slots);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Fixtures, DecoderReference,
-    ::testing::Values(Case{"dense-vlm-hf", "dense-vlm-hf", 1e-3f}, Case{"dense-text-hf", "dense-text-hf", 1e-3f},
-                      Case{"moe-vlm-hf", "moe-vlm-hf", 1e-3f},
+    ::testing::Values(Case{"dense-vlm-hf", "dense-vlm-hf", 1e-3f},
+                      Case{"dense-text-hf", "dense-text-hf", 1e-3f}, Case{"moe-vlm-hf", "moe-vlm-hf", 1e-3f},
                       Case{"moe36-vlm-hf", "moe-vlm-hf", 1e-3f},
                       Case{"moe-vlm-hf-perexpert", "moe-vlm-hf", 1e-3f},
                       Case{"trained-vlm-hf", "trained-vlm-hf", 1e-3f},

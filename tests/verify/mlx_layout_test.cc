@@ -3,9 +3,9 @@
 // compute *exactly* what it computes over the HF fixture once those gains are rounded to bf16 — a bitwise
 // check that every MLX name, layout and norm group (including the "mixed" checkpoint, whose MTP layer norms
 // were left raw) is read as intended.
-#include <cstring>
-
 #include <gtest/gtest.h>
+
+#include <cstring>
 
 #include "forge/base/half.h"
 #include "tests/st/test_files.h"
@@ -90,7 +90,8 @@ TEST_P(MlxLayout, SameComputationAsHfWithBf16Gains) {
     auto ms = m.NewState();
     m.Forward(h, next, 0, ms, mb);
   }
-  EXPECT_EQ(0, std::memcmp(ma.logits.data.data(), mb.logits.data.data(), ma.logits.data.size() * sizeof(float)));
+  EXPECT_EQ(0,
+            std::memcmp(ma.logits.data.data(), mb.logits.data.data(), ma.logits.data.size() * sizeof(float)));
 }
 
 TEST(MlxLayout, UnroundedGainsWouldDiffer) {  // the comparison above is sensitive to the rounding it models

@@ -2,12 +2,12 @@
 // fixture as the reference decoder sees it.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "forge/ckpt/checkpoint.h"
 #include "forge/st/reader.h"

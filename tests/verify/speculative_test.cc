@@ -3,10 +3,10 @@
 // every fixture with a head, and the accept path checked against transformers: on the trained fixture every
 // depth-1 draft must equal the argmax of the independent PyTorch MTP head at the same slot (so the MTP cache
 // is exact), and a draft is accepted exactly when that argmax is transformers' greedy token.
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cstring>
-
-#include <gtest/gtest.h>
 
 #include "tests/st/test_files.h"
 #include "tests/verify/reference_helpers.h"
@@ -23,11 +23,13 @@ using verify::model::Rows;
 using verify::spec::DecodeOptions;
 
 bool SameBits(const Rows& a, int64_t ra, const Rows& b, int64_t rb) {
-  return a.width == b.width && std::memcmp(a.at(ra), b.at(rb), static_cast<size_t>(a.width) * sizeof(float)) == 0;
+  return a.width == b.width &&
+         std::memcmp(a.at(ra), b.at(rb), static_cast<size_t>(a.width) * sizeof(float)) == 0;
 }
 
-const char* const kMtpFixtures[] = {"dense-vlm-hf", "dense-text-hf", "moe-vlm-hf", "moe36-vlm-hf", "moe-vlm-hf-perexpert",
-                                    "dense-vlm-mlx", "moe-vlm-mlx", "moe36-vlm-mlx", "moe-vlm-mlx-mixed",
+const char* const kMtpFixtures[] = {"dense-vlm-hf",     "dense-text-hf",        "moe-vlm-hf",
+                                    "moe36-vlm-hf",     "moe-vlm-hf-perexpert", "dense-vlm-mlx",
+                                    "moe-vlm-mlx",      "moe36-vlm-mlx",        "moe-vlm-mlx-mixed",
                                     "dense-vlm-mlx-q4", "trained-vlm-hf"};
 
 TEST(BatchInvariance, VerifyPassEqualsOneTokenAtATime) {
@@ -50,7 +52,8 @@ TEST(BatchInvariance, VerifyPassEqualsOneTokenAtATime) {
     batched.Forward({tokens.begin(), tokens.begin() + 3}, sb, LogitsFor::kAll, pre);
     batched.Forward({tokens.begin() + 3, tokens.end()}, sb, LogitsFor::kAll, all);
     for (int64_t i = 0; i < 3; ++i) EXPECT_TRUE(SameBits(singles[i], 0, pre.logits, i)) << "position " << i;
-    for (int64_t i = 3; i < 8; ++i) EXPECT_TRUE(SameBits(singles[i], 0, all.logits, i - 3)) << "position " << i;
+    for (int64_t i = 3; i < 8; ++i)
+      EXPECT_TRUE(SameBits(singles[i], 0, all.logits, i - 3)) << "position " << i;
     EXPECT_EQ(sa.gdn, sb.gdn);
     for (size_t l = 0; l < sa.kv.size(); ++l) EXPECT_EQ(sa.kv[l].k, sb.kv[l].k);
 
@@ -70,7 +73,8 @@ TEST(BatchInvariance, VerifyPassEqualsOneTokenAtATime) {
     std::vector<int64_t> next;
     for (int64_t i = 0; i < 5; ++i) next.push_back(tokens[static_cast<size_t>(i + 4) % tokens.size()]);
     mb.Forward(h5, next, 0, qb, ob);
-    for (int64_t i = 0; i < 5; ++i) EXPECT_TRUE(SameBits(slot_logits[i], 0, ob.logits, i)) << "MTP slot " << i;
+    for (int64_t i = 0; i < 5; ++i)
+      EXPECT_TRUE(SameBits(slot_logits[i], 0, ob.logits, i)) << "MTP slot " << i;
   }
 }
 
@@ -156,8 +160,8 @@ TEST(AcceptPath, DraftsAreTransformersMtpArgmaxAtTheSameSlot) {
     accepted += r.accepted;
   }
   const double acceptance = static_cast<double>(accepted) / static_cast<double>(drafted);
-  std::printf("[ measured ] trained-vlm-hf depth 1 acceptance on the reference prompts: %.3f (%ld/%ld)\n", acceptance,
-              static_cast<long>(accepted), static_cast<long>(drafted));
+  std::printf("[ measured ] trained-vlm-hf depth 1 acceptance on the reference prompts: %.3f (%ld/%ld)\n",
+              acceptance, static_cast<long>(accepted), static_cast<long>(drafted));
   EXPECT_GT(acceptance, 0.6);
 }
 
@@ -197,7 +201,8 @@ TEST(Stopping, MaxTokensAndEosTruncateBothPathsAlike) {
   // Make the 5th greedy token the "EOS": both stop right after it.
   o.max_tokens = 40;
   o.eos_token = ref.greedy[4];
-  const size_t first = static_cast<size_t>(std::find(ref.greedy.begin(), ref.greedy.end(), o.eos_token) - ref.greedy.begin());
+  const size_t first =
+      static_cast<size_t>(std::find(ref.greedy.begin(), ref.greedy.end(), o.eos_token) - ref.greedy.begin());
   r = verify::spec::RunIdentity(dec, mtp, {ref.prompt}, o);
   ASSERT_TRUE(r.identical());
   EXPECT_EQ(r.prompts[0].vanilla.tokens.size(), first + 1);
@@ -225,7 +230,8 @@ TEST(Report, DivergenceIsLocatedAndNamed) {
   EXPECT_DOUBLE_EQ(j["acceptance"].get<double>(), 0.25);
   EXPECT_DOUBLE_EQ(j["mean_accepted_length"].get<double>(), 1.5);
   EXPECT_DOUBLE_EQ(j["per_position"][0]["rate"].get<double>(), 0.5);
-  EXPECT_NE(verify::spec::IdentityText(r, nullptr).find("DIVERGED at token 2 (plain 7, mtp 8)"), std::string::npos);
+  EXPECT_NE(verify::spec::IdentityText(r, nullptr).find("DIVERGED at token 2 (plain 7, mtp 8)"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -12,8 +12,8 @@ void NormRows(const Rows& x, const std::vector<float>& gain, double eps, Rows& y
 }
 
 // One decoder layer (spec §4.2): h = x + Mixer(Norm_in(x)); out = h + FFN(Norm_post(h)).
-void RunLayer(const LayerContext& c, const LayerWeights& L, Rows& x, int64_t start, GdnState* gdn, KvCache* kv,
-              std::vector<GdnState>* after_each) {
+void RunLayer(const LayerContext& c, const LayerWeights& L, Rows& x, int64_t start, GdnState* gdn,
+              KvCache* kv, std::vector<GdnState>* after_each) {
   Rows normed(x.n, x.width), mixed(x.n, x.width);
   NormRows(x, L.input_norm, c.geo.eps, normed);
   if (L.full_attention) {
@@ -39,8 +39,8 @@ DecoderState Decoder::NewState() const {
   return st;
 }
 
-void Decoder::Forward(const std::vector<int64_t>& tokens, DecoderState& st, LogitsFor which, ForwardOutput& out,
-                      GdnSnapshots* snapshots) const {
+void Decoder::Forward(const std::vector<int64_t>& tokens, DecoderState& st, LogitsFor which,
+                      ForwardOutput& out, GdnSnapshots* snapshots) const {
   const Geometry& g = w_.geo;
   const int64_t n = static_cast<int64_t>(tokens.size());
   Rows x(n, g.hidden);

@@ -44,7 +44,9 @@ class Decoder {
   void Restore(DecoderState& st, const GdnSnapshots& snapshots, int64_t start, int64_t t) const;
 
   void Embed(int64_t token, float* out) const { w_.embed.Row(token, out); }
-  void LmHead(const std::vector<const float*>& xs, const std::vector<float*>& ys) const { mm_.Run(w_.lm_head, xs, ys); }
+  void LmHead(const std::vector<const float*>& xs, const std::vector<float*>& ys) const {
+    mm_.Run(w_.lm_head, xs, ys);
+  }
 
  private:
   const ModelWeights& w_;

@@ -57,7 +57,8 @@ void MatMul::Run(const Matrix& w, const std::vector<const float*>& xs, const std
   }
   const int64_t chunks = std::min<int64_t>(rows, static_cast<int64_t>(threads) * 4);
   Status st = pool_->RunAll(static_cast<size_t>(chunks), [&](size_t c) {
-    const int64_t begin = rows * static_cast<int64_t>(c) / chunks, end = rows * static_cast<int64_t>(c + 1) / chunks;
+    const int64_t begin = rows * static_cast<int64_t>(c) / chunks,
+                  end = rows * static_cast<int64_t>(c + 1) / chunks;
     run_rows(begin, end);
     return Status();
   });

@@ -39,7 +39,9 @@ class MatMul {
   explicit MatMul(ThreadPool* pool) : pool_(pool) {}
   void Run(const Matrix& w, const std::vector<const float*>& xs, const std::vector<float*>& ys) const;
   // One input, one output.
-  void Run(const Matrix& w, const float* x, float* y) const { Run(w, std::vector<const float*>{x}, std::vector<float*>{y}); }
+  void Run(const Matrix& w, const float* x, float* y) const {
+    Run(w, std::vector<const float*>{x}, std::vector<float*>{y});
+  }
 
  private:
   ThreadPool* pool_;

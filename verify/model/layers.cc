@@ -58,14 +58,16 @@ void GatedDeltaNet(const LayerContext& c, const GdnWeights& w, const Rows& xs, G
   c.mm.Run(w.b, in, b.ptrs());
   c.mm.Run(w.a, in, a.ptrs());
 
-  std::vector<float> y(static_cast<size_t>(C)), kv_mem(static_cast<size_t>(Dv)), delta(static_cast<size_t>(Dv));
+  std::vector<float> y(static_cast<size_t>(C)), kv_mem(static_cast<size_t>(Dv)),
+      delta(static_cast<size_t>(Dv));
   const float q_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(Dk)));
   for (int64_t t = 0; t < n; ++t) {
     const float* x = qkv.at(t);
     // Causal depthwise conv over [state (K-1 oldest first), x], then silu; the state keeps raw inputs.
     for (int64_t ch = 0; ch < C; ++ch) {
       double acc = 0;
-      for (int64_t j = 0; j + 1 < K; ++j) acc += static_cast<double>(w.conv[ch * K + j]) * state.conv[j * C + ch];
+      for (int64_t j = 0; j + 1 < K; ++j)
+        acc += static_cast<double>(w.conv[ch * K + j]) * state.conv[j * C + ch];
       acc += static_cast<double>(w.conv[ch * K + K - 1]) * x[ch];
       y[ch] = Silu(static_cast<float>(acc));
     }
@@ -120,8 +122,8 @@ void GatedDeltaNet(const LayerContext& c, const GdnWeights& w, const Rows& xs, G
   c.mm.Run(w.out, core.cptrs(), ys.ptrs());
 }
 
-void GatedAttention(const LayerContext& c, const AttentionWeights& w, const Rows& xs, int64_t start, KvCache& cache,
-                    Rows& ys) {
+void GatedAttention(const LayerContext& c, const AttentionWeights& w, const Rows& xs, int64_t start,
+                    KvCache& cache, Rows& ys) {
   const Geometry& g = c.geo;
   const int64_t n = xs.n, nh = g.heads, nkv = g.kv_heads, d = g.head_dim;
   Rows qg(n, 2 * nh * d), kk(n, nkv * d), vv(n, nkv * d), out(n, nh * d);
@@ -156,7 +158,8 @@ void GatedAttention(const LayerContext& c, const AttentionWeights& w, const Rows
       float* o = out.at(t) + h * d;
       for (int64_t i = 0; i < d; ++i) {
         double acc = 0;
-        for (int64_t s = 0; s < len; ++s) acc += static_cast<double>(scores[s]) * cache.v[s * cache.width + grp * d + i];
+        for (int64_t s = 0; s < len; ++s)
+          acc += static_cast<double>(scores[s]) * cache.v[s * cache.width + grp * d + i];
         o[i] = static_cast<float>(acc) * Sigmoid(gate[i]);
       }
     }

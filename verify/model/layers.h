@@ -50,8 +50,8 @@ void GatedDeltaNet(const LayerContext& c, const GdnWeights& w, const Rows& xs, G
                    std::vector<GdnState>* after_each, Rows& ys);
 
 // ys[t] = attention of position start + t over the cache (which gains n entries); cache.size() must be start.
-void GatedAttention(const LayerContext& c, const AttentionWeights& w, const Rows& xs, int64_t start, KvCache& cache,
-                    Rows& ys);
+void GatedAttention(const LayerContext& c, const AttentionWeights& w, const Rows& xs, int64_t start,
+                    KvCache& cache, Rows& ys);
 
 // Dense MLP or MoE (softmax top-k renormalized + sigmoid-gated shared expert).
 void FeedForward(const LayerContext& c, const LayerWeights& w, const Rows& xs, Rows& ys);

@@ -14,7 +14,8 @@ Matrix Matrix::Float(std::string name, DType dtype, const uint8_t* data, int64_t
   return m;
 }
 
-Matrix Matrix::Packed(std::string name, const uint8_t* packed, const Quantized& q, int64_t rows, int64_t cols) {
+Matrix Matrix::Packed(std::string name, const uint8_t* packed, const Quantized& q, int64_t rows,
+                      int64_t cols) {
   Matrix m;
   m.name_ = std::move(name);
   m.data_ = packed;

@@ -26,7 +26,8 @@ class Matrix {
 
   Matrix() = default;
   static Matrix Float(std::string name, DType dtype, const uint8_t* data, int64_t rows, int64_t cols);
-  static Matrix Packed(std::string name, const uint8_t* packed, const Quantized& q, int64_t rows, int64_t cols);
+  static Matrix Packed(std::string name, const uint8_t* packed, const Quantized& q, int64_t rows,
+                       int64_t cols);
 
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }

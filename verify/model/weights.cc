@@ -1,9 +1,9 @@
 #include "verify/model/weights.h"
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <map>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "forge/base/float_access.h"
@@ -24,7 +24,9 @@ std::string ShapeText(const std::vector<uint64_t>& s) {
   return out + "]";
 }
 
-std::string Join(const std::string& base, const char* suffix) { return base.empty() ? suffix : base + "." + suffix; }
+std::string Join(const std::string& base, const char* suffix) {
+  return base.empty() ? suffix : base + "." + suffix;
+}
 
 // Resolves part-relative names ("layers.3.self_attn.q_proj.weight") to tensors, whatever the naming.
 class Resolver {
@@ -56,19 +58,24 @@ class Resolver {
   // A float vector of `n` elements.
   Result<std::vector<float>> Vector(ModelPart part, const std::string& rel, int64_t n) const {
     const std::string full = FullName(part, rel);
-    if (full.empty()) return Structural(fmt::format("missing tensor '{}' ({})", rel, ModelPartName(part)), ckpt_.dir());
+    if (full.empty())
+      return Structural(fmt::format("missing tensor '{}' ({})", rel, ModelPartName(part)), ckpt_.dir());
     const TensorRef ref = *ckpt_.Find(full);
     if (!IsFloat(ref.info->dtype)) {
-      return Structural(fmt::format("dtype {} where a float vector belongs (norms, A_log, dt_bias and conv taps are never quantized)",
-                                    DTypeName(ref.info->dtype)), ref.file->path(), full);
+      return Structural(fmt::format("dtype {} where a float vector belongs (norms, A_log, dt_bias and conv "
+                                    "taps are never quantized)",
+                                    DTypeName(ref.info->dtype)),
+                        ref.file->path(), full);
     }
     if (static_cast<int64_t>(ref.info->numel()) != n) {
-      return Structural(fmt::format("shape {} has {} elements, config.json implies {}", ShapeText(ref.info->shape),
-                                    ref.info->numel(), n), ref.file->path(), full);
+      return Structural(fmt::format("shape {} has {} elements, config.json implies {}",
+                                    ShapeText(ref.info->shape), ref.info->numel(), n),
+                        ref.file->path(), full);
     }
     std::vector<float> v(static_cast<size_t>(n));
     const uint8_t* data = ref.file->Data(*ref.info);
-    for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = LoadAsF32(ref.info->dtype, data, static_cast<uint64_t>(i));
+    for (int64_t i = 0; i < n; ++i)
+      v[static_cast<size_t>(i)] = LoadAsF32(ref.info->dtype, data, static_cast<uint64_t>(i));
     return v;
   }
 
@@ -77,7 +84,9 @@ class Resolver {
   Result<Matrix> Mat(ModelPart part, const std::string& base, int64_t rows, int64_t cols) const {
     std::string full = FullName(part, Join(base, "weight"));
     if (full.empty() && !base.empty()) full = FullName(part, base);
-    if (full.empty()) return Structural(fmt::format("missing tensor '{}' ({})", Join(base, "weight"), ModelPartName(part)), ckpt_.dir());
+    if (full.empty())
+      return Structural(fmt::format("missing tensor '{}' ({})", Join(base, "weight"), ModelPartName(part)),
+                        ckpt_.dir());
     const TensorRef ref = *ckpt_.Find(full);
     const auto& shape = ref.info->shape;
     uint64_t lead = 1;
@@ -86,11 +95,13 @@ class Resolver {
     const std::string scales_rel = Join(base, "scales");
     if (!Has(part, scales_rel)) {
       if (!IsFloat(ref.info->dtype)) {
-        return Structural(fmt::format("dtype {} without a .scales companion", DTypeName(ref.info->dtype)), ref.file->path(), full);
+        return Structural(fmt::format("dtype {} without a .scales companion", DTypeName(ref.info->dtype)),
+                          ref.file->path(), full);
       }
       if (static_cast<int64_t>(lead) != rows || static_cast<int64_t>(last) != cols) {
-        return Structural(fmt::format("shape {}, config.json implies {} rows x {} columns", ShapeText(shape), rows, cols),
-                          ref.file->path(), full);
+        return Structural(
+            fmt::format("shape {}, config.json implies {} rows x {} columns", ShapeText(shape), rows, cols),
+            ref.file->path(), full);
       }
       return Matrix::Float(full, ref.info->dtype, ref.file->Data(*ref.info), rows, cols);
     }
@@ -99,23 +110,30 @@ class Resolver {
     const auto& cfg = ckpt_.config();
     std::optional<QuantSpec> spec;
     if (cfg && cfg->quant) spec = cfg->quant->For(module);
-    if (!spec) return Structural("has .scales but config.json has no quantization parameters for it", ref.file->path(), full);
+    if (!spec)
+      return Structural("has .scales but config.json has no quantization parameters for it", ref.file->path(),
+                        full);
     auto mode = quant::ParseQuantMode(spec->mode);
-    if (!mode) return Structural(fmt::format("unknown quantization mode '{}' in config.json", spec->mode), ref.file->path(), full);
+    if (!mode)
+      return Structural(fmt::format("unknown quantization mode '{}' in config.json", spec->mode),
+                        ref.file->path(), full);
     Matrix::Quantized q;
     q.params = {*mode, spec->bits, spec->group_size};
-    if (Status st = quant::ValidateParams(q.params); !st.ok()) return Structural(st.message(), ref.file->path(), full);
+    if (Status st = quant::ValidateParams(q.params); !st.ok())
+      return Structural(st.message(), ref.file->path(), full);
     if (ref.info->dtype != DType::kU32 || static_cast<int64_t>(lead) != rows ||
         static_cast<int64_t>(last * 32) != cols * q.params.bits) {
-      return Structural(fmt::format("packed shape {} {} does not hold {} x {} at {} bits", DTypeName(ref.info->dtype),
-                                    ShapeText(shape), rows, cols, q.params.bits), ref.file->path(), full);
+      return Structural(fmt::format("packed shape {} {} does not hold {} x {} at {} bits",
+                                    DTypeName(ref.info->dtype), ShapeText(shape), rows, cols, q.params.bits),
+                        ref.file->path(), full);
     }
     const TensorRef sref = *ckpt_.Find(FullName(part, scales_rel));
     const uint64_t groups = static_cast<uint64_t>(cols / q.params.group_size);
     if (sref.info->numel() != static_cast<uint64_t>(rows) * groups ||
         sref.info->dtype != quant::ScalesDType(q.params, sref.info->dtype)) {
-      return Structural(fmt::format("scales {} {} do not match {} rows x {} groups", DTypeName(sref.info->dtype),
-                                    ShapeText(sref.info->shape), rows, groups), sref.file->path(), sref.info->name);
+      return Structural(fmt::format("scales {} {} do not match {} rows x {} groups",
+                                    DTypeName(sref.info->dtype), ShapeText(sref.info->shape), rows, groups),
+                        sref.file->path(), sref.info->name);
     }
     q.scales_dtype = sref.info->dtype;
     q.scales = sref.file->Data(*sref.info);
@@ -139,7 +157,8 @@ class Resolver {
 
 // Gains as multipliers: 1 + w (zero-centred, computed in f32 like HF) or w (shifted, as stored).
 void ToGain(std::vector<float>& w, bool zero_centred) {
-  if (zero_centred) for (float& x : w) x = 1.0f + x;
+  if (zero_centred)
+    for (float& x : w) x = 1.0f + x;
 }
 
 struct NormGroups {
@@ -152,8 +171,11 @@ Result<NormGroups> DecideNorms(const Checkpoint& ckpt, const std::string& format
   auto decided = [&](inspect::NormConvention c, const char* group) -> Result<bool> {
     if (c == inspect::NormConvention::kZeroCentred) return true;
     if (c == inspect::NormConvention::kShifted) return false;
-    return Structural(fmt::format("RMSNorm convention of the {} is {}: the decoder cannot tell which gains carry the +1 ({})",
-                                  group, inspect::NormConventionName(c), inspect::DescribeNormGroups(ev)), ckpt.dir());
+    return Structural(
+        fmt::format(
+            "RMSNorm convention of the {} is {}: the decoder cannot tell which gains carry the +1 ({})",
+            group, inspect::NormConventionName(c), inspect::DescribeNormGroups(ev)),
+        ckpt.dir());
   };
   NormGroups g;
   FORGE_ASSIGN_OR_RETURN(g.trunk_zero, decided(ev.trunk, "backbone"));
@@ -178,17 +200,24 @@ Result<Geometry> GeometryOf(const Checkpoint& ckpt) {
   g.hidden = t.hidden, g.vocab = t.vocab, g.layers = t.layers, g.heads = t.heads, g.kv_heads = t.kv_heads;
   g.head_dim = t.head_dim, g.rope_theta = t.rope_theta, g.eps = t.rms_norm_eps;
   g.rope_dims = static_cast<int64_t>(static_cast<double>(t.head_dim) * t.partial_rotary_factor);
-  g.k_heads = t.linear_k_heads, g.v_heads = t.linear_v_heads, g.k_dim = t.linear_k_dim, g.v_dim = t.linear_v_dim;
+  g.k_heads = t.linear_k_heads, g.v_heads = t.linear_v_heads, g.k_dim = t.linear_k_dim,
+  g.v_dim = t.linear_v_dim;
   g.conv_kernel = t.conv_kernel, g.experts = t.experts, g.experts_per_tok = t.experts_per_tok;
   const std::string where = ckpt.dir() + "/config.json";
   if (g.hidden <= 0 || g.vocab <= 0 || g.layers <= 0 || g.heads <= 0 || g.kv_heads <= 0 || g.head_dim <= 0 ||
       g.heads % g.kv_heads != 0 || g.eps <= 0 || g.rope_theta <= 0) {
-    return Structural("text geometry is incomplete or inconsistent (hidden, vocab, layers, heads, kv heads, head_dim, eps, rope_theta)", where);
+    return Structural(
+        "text geometry is incomplete or inconsistent (hidden, vocab, layers, heads, kv heads, head_dim, eps, "
+        "rope_theta)",
+        where);
   }
-  if (g.rope_dims % 2 != 0 || g.rope_dims > g.head_dim) return Structural("head_dim x partial_rotary_factor must be even and <= head_dim", where);
-  if (static_cast<int64_t>(t.layer_types.size()) != g.layers) return Structural("layer_types must have num_hidden_layers entries", where);
+  if (g.rope_dims % 2 != 0 || g.rope_dims > g.head_dim)
+    return Structural("head_dim x partial_rotary_factor must be even and <= head_dim", where);
+  if (static_cast<int64_t>(t.layer_types.size()) != g.layers)
+    return Structural("layer_types must have num_hidden_layers entries", where);
   if (t.CountLayers("linear_attention") > 0 &&
-      (g.k_heads <= 0 || g.v_heads <= 0 || g.k_dim <= 0 || g.v_dim <= 0 || g.conv_kernel < 1 || g.v_heads % g.k_heads != 0)) {
+      (g.k_heads <= 0 || g.v_heads <= 0 || g.k_dim <= 0 || g.v_dim <= 0 || g.conv_kernel < 1 ||
+       g.v_heads % g.k_heads != 0)) {
     return Structural("linear-attention geometry is incomplete (linear_* heads/dims, conv kernel)", where);
   }
   if (t.is_moe() && (g.experts_per_tok <= 0 || g.experts_per_tok > g.experts || t.moe_intermediate <= 0)) {
@@ -245,7 +274,8 @@ struct LayerLoader {
       FORGE_ASSIGN_OR_RETURN(gate, r.Mat(part, mlp + ".switch_mlp.gate_proj", E * I, H));
       FORGE_ASSIGN_OR_RETURN(up, r.Mat(part, mlp + ".switch_mlp.up_proj", E * I, H));
       FORGE_ASSIGN_OR_RETURN(down, r.Mat(part, mlp + ".switch_mlp.down_proj", E * H, I));
-      for (int64_t e = 0; e < E; ++e) out[e] = {gate.Slice(e * I, I), up.Slice(e * I, I), down.Slice(e * H, H)};
+      for (int64_t e = 0; e < E; ++e)
+        out[e] = {gate.Slice(e * I, I), up.Slice(e * I, I), down.Slice(e * H, H)};
       return out;
     }
     for (int64_t e = 0; e < E; ++e) {
@@ -254,7 +284,8 @@ struct LayerLoader {
     return out;
   }
 
-  Result<LayerWeights> Layer(ModelPart part, const std::string& p, bool full_attention, bool zero_centred) const {
+  Result<LayerWeights> Layer(ModelPart part, const std::string& p, bool full_attention,
+                             bool zero_centred) const {
     LayerWeights L;
     L.full_attention = full_attention;
     const int64_t H = g.hidden;
@@ -286,7 +317,8 @@ struct LayerLoader {
       FORGE_ASSIGN_OR_RETURN(W.conv, r.Vector(part, a + ".conv1d.weight", C * g.conv_kernel));
       FORGE_ASSIGN_OR_RETURN(W.a_log, r.Vector(part, a + ".A_log", g.v_heads));
       FORGE_ASSIGN_OR_RETURN(W.dt_bias, r.Vector(part, a + ".dt_bias", g.v_heads));
-      FORGE_ASSIGN_OR_RETURN(W.norm, r.Vector(part, a + ".norm.weight", g.v_dim));  // plain weight, never shifted
+      FORGE_ASSIGN_OR_RETURN(W.norm,
+                             r.Vector(part, a + ".norm.weight", g.v_dim));  // plain weight, never shifted
     }
     const std::string m = p + ".mlp";
     L.moe = g.experts > 0;
@@ -310,7 +342,8 @@ Result<ModelWeights> LoadModelWeights(const Checkpoint& ckpt) {
   FORGE_ASSIGN_OR_RETURN(w.geo, GeometryOf(ckpt));
   const Geometry& g = w.geo;
   const TextGeometry& t = ckpt.config()->text;
-  if (!t.is_moe() && t.intermediate <= 0) return Structural("intermediate_size missing for a dense model", ckpt.dir() + "/config.json");
+  if (!t.is_moe() && t.intermediate <= 0)
+    return Structural("intermediate_size missing for a dense model", ckpt.dir() + "/config.json");
   Resolver r(ckpt);
   w.format = r.format();
   w.has_mtp = r.HasPart(ModelPart::kMtp);

@@ -73,10 +73,10 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
   bool has_mtp = false;
   MtpWeights mtp;
-  std::string format;                 // "hf" or "mlx"
-  std::vector<std::string> notes;     // norm conventions used, quantization seen
+  std::string format;              // "hf" or "mlx"
+  std::vector<std::string> notes;  // norm conventions used, quantization seen
   bool quantized = false;
-  int64_t eos_token = -1;             // config / generation_config, -1 when unknown
+  int64_t eos_token = -1;  // config / generation_config, -1 when unknown
 };
 
 // Errors: kStructural (4) for missing tensors, shapes that contradict config.json, a mixed norm group;

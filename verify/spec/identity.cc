@@ -1,8 +1,8 @@
 #include "verify/spec/identity.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 namespace forge::verify::spec {
 namespace {
@@ -35,16 +35,19 @@ struct Totals {
                      {"accepted", accepted_at[j]},
                      {"reached", reached_at[j]},
                      {"rate", Ratio(static_cast<double>(accepted_at[j]), static_cast<double>(rounds))},
-                     {"conditional_rate", Ratio(static_cast<double>(accepted_at[j]), static_cast<double>(reached_at[j]))}});
+                     {"conditional_rate",
+                      Ratio(static_cast<double>(accepted_at[j]), static_cast<double>(reached_at[j]))}});
     }
     return {{"drafted", drafted},
             {"accepted", accepted},
             {"rounds", rounds},
             {"acceptance", Ratio(static_cast<double>(accepted), static_cast<double>(drafted))},
-            {"mean_accepted_length", rounds ? 1.0 + static_cast<double>(accepted) / static_cast<double>(rounds) : 0.0},
+            {"mean_accepted_length",
+             rounds ? 1.0 + static_cast<double>(accepted) / static_cast<double>(rounds) : 0.0},
             {"per_position", per},
-            {"tokens_per_s", {{"vanilla", Ratio(static_cast<double>(vanilla_tokens), vanilla_s)},
-                              {"mtp", Ratio(static_cast<double>(mtp_tokens), mtp_s)}}}};
+            {"tokens_per_s",
+             {{"vanilla", Ratio(static_cast<double>(vanilla_tokens), vanilla_s)},
+              {"mtp", Ratio(static_cast<double>(mtp_tokens), mtp_s)}}}};
   }
 };
 
@@ -93,7 +96,8 @@ nlohmann::json IdentityJson(const IdentityOutcome& r, const BpeTokenizer* tok) {
     j["identical"] = p.identical;
     if (p.divergence >= 0) {
       auto at = [](const std::vector<int64_t>& v, int64_t i) -> nlohmann::json {
-        return i < static_cast<int64_t>(v.size()) ? nlohmann::json(v[static_cast<size_t>(i)]) : nlohmann::json();
+        return i < static_cast<int64_t>(v.size()) ? nlohmann::json(v[static_cast<size_t>(i)])
+                                                  : nlohmann::json();
       };
       j["first_divergence"] = {{"position", p.divergence},
                                {"vanilla", at(p.vanilla.tokens, p.divergence)},
@@ -123,8 +127,8 @@ std::string IdentityText(const IdentityOutcome& r, const BpeTokenizer* tok) {
     Totals one;
     one.Add(p);
     all.Add(p);
-    s += fmt::format("prompt {}: {} prompt tokens, {} generated: {}", i, p.prompt.size(), p.vanilla.tokens.size(),
-                     p.identical ? "identical" : "DIVERGED");
+    s += fmt::format("prompt {}: {} prompt tokens, {} generated: {}", i, p.prompt.size(),
+                     p.vanilla.tokens.size(), p.identical ? "identical" : "DIVERGED");
     if (!p.identical) {
       const auto& a = p.vanilla.tokens;
       const auto& b = p.mtp.tokens;
@@ -132,19 +136,24 @@ std::string IdentityText(const IdentityOutcome& r, const BpeTokenizer* tok) {
       s += fmt::format(" at token {} (plain {}, mtp {})", d, d < a.size() ? std::to_string(a[d]) : "end",
                        d < b.size() ? std::to_string(b[d]) : "end");
     }
-    s += fmt::format(", acceptance {:.1f}% ({}/{}), {:.2f} tokens per verify\n",
-                     100 * Ratio(static_cast<double>(one.accepted), static_cast<double>(one.drafted)), one.accepted,
-                     one.drafted, one.rounds ? 1.0 + static_cast<double>(one.accepted) / static_cast<double>(one.rounds) : 0.0);
+    s += fmt::format(
+        ", acceptance {:.1f}% ({}/{}), {:.2f} tokens per verify\n",
+        100 * Ratio(static_cast<double>(one.accepted), static_cast<double>(one.drafted)), one.accepted,
+        one.drafted,
+        one.rounds ? 1.0 + static_cast<double>(one.accepted) / static_cast<double>(one.rounds) : 0.0);
     if (tok) s += fmt::format("  {}|{}\n", tok->Decode(p.prompt), tok->Decode(p.vanilla.tokens));
   }
   const nlohmann::json t = all.Json();
-  s += fmt::format("depth {}, MTP fed the {} hidden: {}\n", r.options.depth, r.options.mtp_post_norm ? "post-norm" : "pre-norm",
-                   r.identical() ? "MTP speculative decoding emitted exactly the greedy tokens" : "MTP speculative decoding DIVERGED from greedy");
+  s += fmt::format("depth {}, MTP fed the {} hidden: {}\n", r.options.depth,
+                   r.options.mtp_post_norm ? "post-norm" : "pre-norm",
+                   r.identical() ? "MTP speculative decoding emitted exactly the greedy tokens"
+                                 : "MTP speculative decoding DIVERGED from greedy");
   s += fmt::format("acceptance {:.1f}% ({} of {} drafts), mean accepted length {:.2f}, per position:",
-                   100 * t["acceptance"].get<double>(), all.accepted, all.drafted, t["mean_accepted_length"].get<double>());
+                   100 * t["acceptance"].get<double>(), all.accepted, all.drafted,
+                   t["mean_accepted_length"].get<double>());
   for (const auto& pp : t["per_position"]) {
-    s += fmt::format(" d{} {:.1f}% (cond. {:.1f}%)", pp["draft_index"].get<size_t>(), 100 * pp["rate"].get<double>(),
-                     100 * pp["conditional_rate"].get<double>());
+    s += fmt::format(" d{} {:.1f}% (cond. {:.1f}%)", pp["draft_index"].get<size_t>(),
+                     100 * pp["rate"].get<double>(), 100 * pp["conditional_rate"].get<double>());
   }
   s += fmt::format("\ntokens/s: plain {:.1f}, mtp {:.1f}\n", t["tokens_per_s"]["vanilla"].get<double>(),
                    t["tokens_per_s"]["mtp"].get<double>());

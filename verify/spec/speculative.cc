@@ -61,14 +61,16 @@ PlainResult PlainGreedy(const model::Decoder& dec, const std::vector<int64_t>& p
   return r;
 }
 
-SpecResult SpeculativeGreedy(const model::Decoder& dec, const model::MtpHead& mtp, const std::vector<int64_t>& prompt,
-                             const DecodeOptions& o) {
+SpecResult SpeculativeGreedy(const model::Decoder& dec, const model::MtpHead& mtp,
+                             const std::vector<int64_t>& prompt, const DecodeOptions& o) {
   SpecResult r;
   r.accepted_at.assign(static_cast<size_t>(o.depth), 0);
   r.reached_at.assign(static_cast<size_t>(o.depth), 0);
   if (o.max_tokens <= 0 || prompt.empty()) return r;
   const int64_t V = dec.weights().geo.vocab, n = static_cast<int64_t>(prompt.size());
-  auto hidden_of = [&](const ForwardOutput& f) -> const Rows& { return o.mtp_post_norm ? f.post_norm : f.pre_norm; };
+  auto hidden_of = [&](const ForwardOutput& f) -> const Rows& {
+    return o.mtp_post_norm ? f.post_norm : f.pre_norm;
+  };
 
   auto start = std::chrono::steady_clock::now();
   model::DecoderState st = dec.NewState();

@@ -14,9 +14,9 @@ namespace forge::verify::spec {
 
 struct DecodeOptions {
   int64_t max_tokens = 64;
-  int depth = 1;                // drafts per verify round (1..4)
-  bool mtp_post_norm = true;    // feed the MTP the final-norm output (vLLM, SGLang, mlx-vlm) or the residual
-  int64_t eos_token = -1;       // stop after emitting it (-1: never)
+  int depth = 1;              // drafts per verify round (1..4)
+  bool mtp_post_norm = true;  // feed the MTP the final-norm output (vLLM, SGLang, mlx-vlm) or the residual
+  int64_t eos_token = -1;     // stop after emitting it (-1: never)
 };
 
 struct PlainResult {
@@ -30,9 +30,9 @@ PlainResult PlainGreedy(const model::Decoder& dec, const std::vector<int64_t>& p
 
 // One verify round with drafts (the first, draft-less step is not a round).
 struct Round {
-  int64_t position = 0;            // position of y, the last emitted token, fed first
-  std::vector<int64_t> drafts;     // d_0..d_{k-1}, for positions position+1..
-  std::vector<int64_t> targets;    // target argmax at each verify position (k+1)
+  int64_t position = 0;          // position of y, the last emitted token, fed first
+  std::vector<int64_t> drafts;   // d_0..d_{k-1}, for positions position+1..
+  std::vector<int64_t> targets;  // target argmax at each verify position (k+1)
   int64_t accepted = 0;
 };
 
@@ -44,7 +44,7 @@ struct SpecResult {
   double prefill_seconds = 0, decode_seconds = 0;
 };
 
-SpecResult SpeculativeGreedy(const model::Decoder& dec, const model::MtpHead& mtp, const std::vector<int64_t>& prompt,
-                             const DecodeOptions& o);
+SpecResult SpeculativeGreedy(const model::Decoder& dec, const model::MtpHead& mtp,
+                             const std::vector<int64_t>& prompt, const DecodeOptions& o);
 
 }  // namespace forge::verify::spec

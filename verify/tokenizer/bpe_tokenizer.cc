@@ -1,14 +1,13 @@
 #include "verify/tokenizer/bpe_tokenizer.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <fmt/format.h>
 #include <pcre2.h>
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>
 
 #include <algorithm>
 #include <climits>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "forge/base/fs_util.h"
@@ -40,7 +39,9 @@ std::string Utf8(uint32_t cp) {
 }
 
 // Length of the UTF-8 sequence starting with byte c (1 for stray continuation bytes).
-size_t Utf8Len(unsigned char c) { return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1; }
+size_t Utf8Len(unsigned char c) {
+  return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+}
 
 // What `String::from_utf8_lossy` does: each maximal invalid sequence becomes U+FFFD.
 std::string LossyUtf8(const std::string& in) {
@@ -67,12 +68,14 @@ std::string LossyUtf8(const std::string& in) {
 }
 
 Result<std::string> Nfc(const std::string& text) {
-  if (std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; })) return text;
+  if (std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
+    return text;
   UErrorCode err = U_ZERO_ERROR;
   const UNormalizer2* nfc = unorm2_getNFCInstance(&err);
   int32_t len16 = 0;
   u_strFromUTF8(nullptr, 0, &len16, text.data(), static_cast<int32_t>(text.size()), &err);
-  if (err != U_BUFFER_OVERFLOW_ERROR && U_FAILURE(err)) return Status::Invalid("prompt text is not valid UTF-8");
+  if (err != U_BUFFER_OVERFLOW_ERROR && U_FAILURE(err))
+    return Status::Invalid("prompt text is not valid UTF-8");
   err = U_ZERO_ERROR;
   std::u16string src(static_cast<size_t>(len16), u'\0');
   u_strFromUTF8(src.data(), len16, nullptr, text.data(), static_cast<int32_t>(text.size()), &err);
@@ -104,7 +107,8 @@ Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Load(const std::string& path
   if (!model.contains("vocab") || !model["vocab"].is_object()) return bad("model.vocab must be an object");
   int64_t max_id = -1;
   for (const auto& [tok, id] : model["vocab"].items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0) return bad("vocab id of '" + tok + "' is not a non-negative integer");
+    if (!id.is_number_integer() || id.get<int64_t>() < 0)
+      return bad("vocab id of '" + tok + "' is not a non-negative integer");
     t->vocab_[tok] = id.get<int64_t>();
     max_id = std::max(max_id, id.get<int64_t>());
   }
@@ -123,7 +127,8 @@ Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Load(const std::string& path
     t->id_to_token_[static_cast<size_t>(id)] = content;
     t->is_added_[static_cast<size_t>(id)] = true;
   }
-  std::stable_sort(t->added_.begin(), t->added_.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  std::stable_sort(t->added_.begin(), t->added_.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
   if (model.contains("merges") && model["merges"].is_array()) {
     int64_t rank = 0;
     for (const auto& m : model["merges"]) {
@@ -144,7 +149,8 @@ Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Load(const std::string& path
   // Normalizer: none or NFC (Qwen uses NFC).
   if (j.contains("normalizer") && !j["normalizer"].is_null()) {
     const auto& n = j["normalizer"];
-    if (n.value("type", "") != "NFC") return bad("normalizer '" + n.value("type", std::string("?")) + "' is not supported (NFC or none)");
+    if (n.value("type", "") != "NFC")
+      return bad("normalizer '" + n.value("type", std::string("?")) + "' is not supported (NFC or none)");
     t->nfc_ = true;
   }
   // Pre-tokenizer: Sequence[Split(Regex, Isolated), ByteLevel(use_regex=false)] as Qwen ships it.
@@ -160,8 +166,10 @@ Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Load(const std::string& path
   for (const auto& s : steps) {
     const std::string type = s.value("type", "");
     if (type == "Split") {
-      if (!s.contains("pattern") || !s["pattern"].contains("Regex")) return bad("Split pre-tokenizer without a Regex pattern");
-      if (s.value("behavior", "") != "Isolated" || s.value("invert", false)) return bad("Split behaviour other than Isolated is not supported");
+      if (!s.contains("pattern") || !s["pattern"].contains("Regex"))
+        return bad("Split pre-tokenizer without a Regex pattern");
+      if (s.value("behavior", "") != "Isolated" || s.value("invert", false))
+        return bad("Split behaviour other than Isolated is not supported");
       pattern = s["pattern"]["Regex"].get<std::string>();
     } else if (type == "ByteLevel") {
       if (s.value("use_regex", true)) {  // GPT-2's own pattern
@@ -177,12 +185,13 @@ Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Load(const std::string& path
   int err = 0;
   PCRE2_SIZE err_off = 0;
   t->regex_ = std::make_unique<Regex>();
-  t->regex_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(), PCRE2_UTF | PCRE2_UCP,
-                                  &err, &err_off, nullptr);
+  t->regex_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(),
+                                  PCRE2_UTF | PCRE2_UCP, &err, &err_off, nullptr);
   if (!t->regex_->code) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof msg);
-    return bad(fmt::format("pre-tokenizer regex does not compile at {}: {}", err_off, reinterpret_cast<const char*>(msg)));
+    return bad(fmt::format("pre-tokenizer regex does not compile at {}: {}", err_off,
+                           reinterpret_cast<const char*>(msg)));
   }
   // GPT-2 bytes_to_unicode: printable bytes map to themselves, the rest to U+0100 onwards.
   int next = 0;
@@ -245,7 +254,8 @@ Result<std::vector<int64_t>> BpeTokenizer::Encode(const std::string& text) const
     };
     size_t pos = 0, last = 0;
     while (pos < s.size()) {
-      const int rc = pcre2_match(regex_->code, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), pos, 0, md, nullptr);
+      const int rc =
+          pcre2_match(regex_->code, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), pos, 0, md, nullptr);
       if (rc == PCRE2_ERROR_NOMATCH) break;
       if (rc < 0) return Status::Invalid("prompt text is not valid UTF-8 for the pre-tokenizer");
       const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
