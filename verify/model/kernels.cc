@@ -39,30 +39,4 @@ int64_t Argmax(const float* x, int64_t n) {
   return best;
 }
 
-void MatMul::Run(const Matrix& w, const std::vector<const float*>& xs, const std::vector<float*>& ys) const {
-  const int64_t rows = w.rows(), cols = w.cols();
-  auto run_rows = [&](int64_t begin, int64_t end) {
-    std::vector<float> row(static_cast<size_t>(cols));
-    for (int64_t r = begin; r < end; ++r) {
-      w.Row(r, row.data());
-      for (size_t t = 0; t < xs.size(); ++t) ys[t][r] = static_cast<float>(Dot(row.data(), xs[t], cols));
-    }
-  };
-  // Splitting rows never changes a result (each row is one dot); only large products are worth the hand-off.
-  const int64_t work = rows * cols * static_cast<int64_t>(xs.size());
-  const unsigned threads = pool_ ? pool_->size() : 1;
-  if (threads <= 1 || work < (1 << 18) || rows < 2 * static_cast<int64_t>(threads)) {
-    run_rows(0, rows);
-    return;
-  }
-  const int64_t chunks = std::min<int64_t>(rows, static_cast<int64_t>(threads) * 4);
-  Status st = pool_->RunAll(static_cast<size_t>(chunks), [&](size_t c) {
-    const int64_t begin = rows * static_cast<int64_t>(c) / chunks,
-                  end = rows * static_cast<int64_t>(c + 1) / chunks;
-    run_rows(begin, end);
-    return Status();
-  });
-  (void)st;  // the jobs cannot fail
-}
-
 }  // namespace forge::verify::model

@@ -1,6 +1,7 @@
 // The decoder's arithmetic, written once so every position is computed the same way whether it runs
-// alone or inside a verify pass (spec pitfall 25): dot products accumulate in f64 in a fixed lane order,
-// element-wise results are f32, reductions never depend on how many tokens share a call.
+// alone or inside a verify pass (spec pitfall 25): norms, attention and the recurrences accumulate in f64
+// in a fixed lane order, matrix products in 16 fixed f32 lanes (matmul.h), element-wise results are f32,
+// and no reduction depends on how many tokens share a call.
 //
 // Definitions follow transformers' Qwen3.5 modules where they differ from MLX's (spec §4, §7): norms and
 // softmax in f32 with f64 sums, the GDN l2norm epsilon inside the sum.
@@ -10,8 +11,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "forge/base/thread_pool.h"
-#include "verify/model/matrix.h"
+#include "verify/model/matmul.h"
 
 namespace forge::verify::model {
 
@@ -31,20 +31,5 @@ void Softmax(float* x, int64_t n);
 
 // Index of the largest value; the lowest index wins ties (as torch.argmax on CPU).
 int64_t Argmax(const float* x, int64_t n);
-
-// ys[t] = W xs[t] for every t: each row is read (dequantized) once per call and dotted with every input,
-// so the result for a token never depends on the others. Rows are spread over `pool` when it is worth it.
-class MatMul {
- public:
-  explicit MatMul(ThreadPool* pool) : pool_(pool) {}
-  void Run(const Matrix& w, const std::vector<const float*>& xs, const std::vector<float*>& ys) const;
-  // One input, one output.
-  void Run(const Matrix& w, const float* x, float* y) const {
-    Run(w, std::vector<const float*>{x}, std::vector<float*>{y});
-  }
-
- private:
-  ThreadPool* pool_;
-};
 
 }  // namespace forge::verify::model

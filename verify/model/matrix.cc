@@ -43,6 +43,14 @@ void Matrix::Row(int64_t r, float* out) const {
                         reinterpret_cast<uint8_t*>(out));
 }
 
+uint64_t Matrix::bytes() const {
+  const uint64_t n = static_cast<uint64_t>(rows_) * static_cast<uint64_t>(cols_);
+  if (!quantized_) return n * static_cast<uint64_t>(DTypeBits(dtype_)) / 8;
+  const uint64_t groups = n / static_cast<uint64_t>(q_.params.group_size);
+  const uint64_t per_scale = static_cast<uint64_t>(DTypeBits(q_.scales_dtype)) / 8;
+  return n * static_cast<uint64_t>(q_.params.bits) / 8 + groups * per_scale * (q_.biases ? 2 : 1);
+}
+
 Matrix Matrix::Slice(int64_t begin, int64_t count) const {
   Matrix m = *this;
   m.first_row_ = first_row_ + begin;

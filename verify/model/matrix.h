@@ -35,6 +35,16 @@ class Matrix {
   bool empty() const { return data_ == nullptr; }
   const std::string& name() const { return name_; }
 
+  // Storage, for the kernels in matmul.cc.
+  DType dtype() const { return dtype_; }
+  int64_t first_row() const { return first_row_; }
+  const uint8_t* float_data() const { return quantized_ ? nullptr : data_; }
+  const uint8_t* packed_data() const { return quantized_ ? data_ : nullptr; }
+  const Quantized& quant() const { return q_; }
+
+  // Bytes a full pass over this view reads (packed codes + scales + biases when quantized).
+  uint64_t bytes() const;
+
   // Row r (0-based within this view) as f32 into out[cols].
   void Row(int64_t r, float* out) const;
   // Rows [begin, begin + count) of this view.

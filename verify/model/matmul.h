@@ -1,0 +1,35 @@
+// y = W x for one or several tokens, the decoder's hot loop. Each weight row is read once per call and
+// applied to every token (a verify pass reads the weights once for all its tokens), rows are spread over
+// the thread pool, and every token's result is computed by the same instruction sequence whatever the
+// batch or the thread split: 16 fixed f32 lanes, a fixed reduction tree.
+//
+// Storage-specific kernels: bf16 rows are widened in registers; MLX affine 4/8-bit rows are never
+// dequantized: per group, y += scale * dot(q, x) + bias * sum(x), the form MLX's own quantized
+// matrix-vector kernel uses, with sum(x) per group computed once per call. Other formats dequantize a row
+// with the codec, then dot. The loops are written for the compiler's vectorizer and cloned for AVX2
+// (ifunc dispatch); without FMA contraction both clones compute bit-identical results.
+#pragma once
+
+#include <vector>
+
+#include "forge/base/thread_pool.h"
+#include "verify/model/matrix.h"
+
+namespace forge::verify::model {
+
+class MatMul {
+ public:
+  explicit MatMul(ThreadPool* pool) : pool_(pool) {}
+  void Run(const Matrix& w, const std::vector<const float*>& xs, const std::vector<float*>& ys) const;
+  void Run(const Matrix& w, const float* x, float* y) const {
+    Run(w, std::vector<const float*>{x}, std::vector<float*>{y});
+  }
+
+ private:
+  ThreadPool* pool_;
+};
+
+// The fixed-order f32 dot product the kernels use (exposed for tests and benchmarks).
+float DotLanes(const float* a, const float* b, int64_t n);
+
+}  // namespace forge::verify::model
