@@ -10,7 +10,7 @@ namespace {
 
 constexpr int kLanes = 16;
 
-#define FORGE_HOT __attribute__((target_clones("avx2", "default")))
+#define FORGE_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
 #define FORGE_INLINE inline __attribute__((always_inline))
 
 // Explicit 8-wide vectors (GCC vector extensions): lane-wise mul and add, which the AVX2 clone runs as ymm
@@ -18,6 +18,24 @@ constexpr int kLanes = 16;
 typedef float V8 __attribute__((vector_size(32)));
 typedef uint32_t U8 __attribute__((vector_size(32)));
 typedef uint16_t H8 __attribute__((vector_size(16)));
+typedef float V16 __attribute__((vector_size(64)));
+typedef uint32_t U16 __attribute__((vector_size(64)));
+typedef uint8_t B16 __attribute__((vector_size(16)));
+typedef uint64_t Q2 __attribute__((vector_size(16)));
+
+FORGE_INLINE V16 Load16(const float* p) {
+  V16 v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// The same fold as Fold(lo, hi) on one 16-lane vector.
+FORGE_INLINE float Fold16(V16 v) {
+  const float s0 = v[0] + v[8], s1 = v[1] + v[9], s2 = v[2] + v[10], s3 = v[3] + v[11];
+  const float s4 = v[4] + v[12], s5 = v[5] + v[13], s6 = v[6] + v[14], s7 = v[7] + v[15];
+  const float a0 = s0 + s4, a1 = s1 + s5, a2 = s2 + s6, a3 = s3 + s7;
+  return (a0 + a2) + (a1 + a3);
+}
 
 FORGE_INLINE V8 Load(const float* p) {
   V8 v;
@@ -65,17 +83,6 @@ FORGE_INLINE void WidenBf16(const uint8_t* p, int64_t n, float* out) {
   }
 }
 
-// 4-bit codes, little-endian 32-bit words, low nibble first: 8 codes per word.
-FORGE_INLINE void WidenNibbles(const uint8_t* p, int64_t n, float* out) {
-  const U8 shifts = {0, 4, 8, 12, 16, 20, 24, 28};
-  for (int64_t w = 0; w < n / 8; ++w) {
-    uint32_t word;
-    std::memcpy(&word, p + 4 * w, 4);
-    const U8 v = ((U8{} + word) >> shifts) & 15u;
-    Store(out + 8 * w, __builtin_convertvector(v, V8));
-  }
-}
-
 struct Batch {
   const std::vector<const float*>& xs;
   const std::vector<float*>& ys;
@@ -97,49 +104,78 @@ FORGE_HOT void GenericRows(const Matrix& w, int64_t begin, int64_t end, const Ba
   }
 }
 
-// Affine 4/8-bit: y = sum_g scale_g * dot(q_g, x_g) + bias_g * sum(x_g). The row's codes are widened once
-// for all tokens; per group the 16 partial lanes are scaled into the row's lanes (no per-group reduction).
+// Scales/biases of one row as f32 (bf16 widened without a per-element dtype switch).
+FORGE_INLINE void WidenScales(DType dt, const uint8_t* base, uint64_t first, int64_t n, float* out) {
+  if (dt == DType::kBF16) {
+    WidenBf16(base + 2 * first, n, out);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) out[i] = LoadAsF32(dt, base, first + static_cast<uint64_t>(i));
+}
+
+// 16 affine codes starting at element i of a packed row, as floats (exact).
+FORGE_INLINE V16 Codes16(const uint8_t* p, int64_t i, int bits) {
+  if (bits == 4) {  // little-endian words, low nibble first: byte j holds codes 2j and 2j+1
+    uint64_t word;
+    std::memcpy(&word, p + i / 2, sizeof word);
+    const Q2 q = {word, 0};
+    const B16 bytes = reinterpret_cast<const B16&>(q);
+    const B16 pairs = __builtin_shufflevector(bytes, bytes, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const U16 shifts = {0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4};
+    return __builtin_convertvector((__builtin_convertvector(pairs, U16) >> shifts) & 15u, V16);
+  }
+  B16 b;
+  std::memcpy(&b, p + i, sizeof b);
+  return __builtin_convertvector(b, V16);
+}
+
+// Affine 4/8-bit: y = sum_g scale_g * dot(q_g, x_g) + bias_g * sum(x_g). Codes are unpacked in registers
+// once per 16 weights and applied to N tokens at a time (a verify pass reads and unpacks each weight once
+// for all its tokens); per group the 16 partial lanes are scaled into the row's lanes, so nothing is
+// reduced until the row ends. A token's arithmetic is the same whatever N.
+template <int N>
+FORGE_INLINE void AffineRowTokens(const uint8_t* p, int64_t groups, int64_t gs, int bits, const float* scales,
+                                  const float* biases, const float* const* x, const float* const* xsum, float* const* y,
+                                  int64_t r) {
+  V16 acc[N] = {};
+  float bias_acc[N] = {};
+  for (int64_t g = 0; g < groups; ++g) {
+    V16 part[N] = {};
+    for (int64_t i = g * gs; i < (g + 1) * gs; i += kLanes) {
+      const V16 c = Codes16(p, i, bits);
+      for (int t = 0; t < N; ++t) part[t] += c * Load16(x[t] + i);
+    }
+    for (int t = 0; t < N; ++t) {
+      acc[t] += scales[g] * part[t];
+      bias_acc[t] += biases[g] * xsum[t][g];
+    }
+  }
+  for (int t = 0; t < N; ++t) y[t][r] = Fold16(acc[t]) + bias_acc[t];
+}
+
 FORGE_HOT void AffineRows(const Matrix& w, int64_t begin, int64_t end, const Batch& b,
-                          const std::vector<std::vector<float>>& xsum, float* codes, float* scales,
-                          float* biases) {
+                          const std::vector<std::vector<float>>& xsum, float* scales, float* biases) {
   const Matrix::Quantized& q = w.quant();
   const int64_t k = w.cols(), gs = q.params.group_size, groups = k / gs;
   const int bits = q.params.bits;
   const int64_t row_bytes = k * bits / 8;
-  const DType sd = q.scales_dtype;
+  const size_t n = b.xs.size();
+  std::vector<const float*> sums(n);
+  for (size_t t = 0; t < n; ++t) sums[t] = xsum[t].data();
   for (int64_t r = begin; r < end; ++r) {
     const uint64_t gr = static_cast<uint64_t>(w.first_row() + r);
     const uint8_t* p = w.packed_data() + gr * static_cast<uint64_t>(row_bytes);
-    if (bits == 4) {
-      WidenNibbles(p, k, codes);
-    } else {
-      for (int64_t i = 0; i < k; ++i) codes[i] = static_cast<float>(p[i]);
+    const uint64_t g0 = gr * static_cast<uint64_t>(groups);
+    WidenScales(q.scales_dtype, q.scales, g0, groups, scales);
+    WidenScales(q.scales_dtype, q.biases, g0, groups, biases);
+    size_t t = 0;
+    for (; t + 4 <= n; t += 4) {
+      AffineRowTokens<4>(p, groups, gs, bits, scales, biases, &b.xs[t], &sums[t], &b.ys[t], r);
     }
-    for (int64_t g = 0; g < groups; ++g) {
-      const uint64_t gi = gr * static_cast<uint64_t>(groups) + static_cast<uint64_t>(g);
-      scales[g] = LoadAsF32(sd, q.scales, gi);
-      biases[g] = LoadAsF32(sd, q.biases, gi);
+    for (; t + 2 <= n; t += 2) {
+      AffineRowTokens<2>(p, groups, gs, bits, scales, biases, &b.xs[t], &sums[t], &b.ys[t], r);
     }
-    for (size_t t = 0; t < b.xs.size(); ++t) {
-      const float* x = b.xs[t];
-      const float* xs = xsum[t].data();
-      V8 lo = {}, hi = {};
-      float bias_acc = 0;
-      for (int64_t g = 0; g < groups; ++g) {
-        V8 plo = {}, phi = {};
-        const float* c = codes + g * gs;
-        const float* xg = x + g * gs;
-        for (int64_t i = 0; i < gs; i += kLanes) {
-          plo += Load(c + i) * Load(xg + i);
-          phi += Load(c + i + 8) * Load(xg + i + 8);
-        }
-        const V8 sc = V8{} + scales[g];
-        lo += sc * plo;
-        hi += sc * phi;
-        bias_acc += biases[g] * xs[g];
-      }
-      b.ys[t][r] = Fold(lo, hi) + bias_acc;
-    }
+    for (; t < n; ++t) AffineRowTokens<1>(p, groups, gs, bits, scales, biases, &b.xs[t], &sums[t], &b.ys[t], r);
   }
 }
 
@@ -172,7 +208,7 @@ void MatMul::Run(const Matrix& w, const std::vector<const float*>& xs, const std
     if (affine) {
       const size_t groups = static_cast<size_t>(cols / w.quant().params.group_size);
       std::vector<float> scales(groups), biases(groups);
-      AffineRows(w, begin, end, batch, xsum, row.data(), scales.data(), biases.data());
+      AffineRows(w, begin, end, batch, xsum, scales.data(), biases.data());
     } else if (!w.quantized() && w.dtype() == DType::kBF16) {
       Bf16Rows(w, begin, end, batch, row.data());
     } else {

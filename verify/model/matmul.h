@@ -5,9 +5,10 @@
 //
 // Storage-specific kernels: bf16 rows are widened in registers; MLX affine 4/8-bit rows are never
 // dequantized: per group, y += scale * dot(q, x) + bias * sum(x), the form MLX's own quantized
-// matrix-vector kernel uses, with sum(x) per group computed once per call. Other formats dequantize a row
-// with the codec, then dot. The loops are written for the compiler's vectorizer and cloned for AVX2
-// (ifunc dispatch); without FMA contraction both clones compute bit-identical results.
+// matrix-vector kernel uses, codes unpacked in registers, sum(x) per group computed once per call. Other
+// formats dequantize a row with the codec, then dot. The kernels use GCC's explicit 8/16-wide vectors and
+// are cloned for AVX-512 and AVX2 (ifunc dispatch); lane-wise mul/add without FMA contraction makes every
+// clone compute bit-identical results.
 #pragma once
 
 #include <vector>
