@@ -60,6 +60,8 @@ Result<double> RelativeDifference(const plan::ExprPtr& a, const plan::ExprPtr& b
   }
   FORGE_ASSIGN_OR_RETURN(plan::Tensor ta, plan::Evaluate(*ea));
   FORGE_ASSIGN_OR_RETURN(plan::Tensor tb, plan::Evaluate(*eb));
+  plan::ReleaseSources(*ea);  // samples of a whole checkpoint: keep only the one in hand resident
+  plan::ReleaseSources(*eb);
   double diff = 0, norm = 0;
   for (uint64_t i = 0; i < ta.meta.numel(); ++i) {
     const double x = LoadAsF32(ta.meta.dtype, ta.data, i), y = LoadAsF32(tb.meta.dtype, tb.data, i);

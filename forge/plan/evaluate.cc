@@ -138,6 +138,14 @@ Result<Tensor> Evaluate(const Expr& e) {
   return Status::Invalid("plan: unknown operation");
 }
 
+void ReleaseSources(const Expr& e) {
+  if (e.kind == OpKind::kSource) {
+    e.source.file->Release(*e.source.info);
+    return;
+  }
+  for (const auto& in : e.inputs) ReleaseSources(*in);
+}
+
 uint64_t EstimateEvalBytes(const Expr& e) {
   if (e.kind == OpKind::kSource) return 0;  // a view
   uint64_t inputs = 0;

@@ -26,4 +26,9 @@ Result<Tensor> Evaluate(const Expr& e);
 // Peak bytes an evaluation may hold at once (inputs materialized + output), for the writer's budget.
 uint64_t EstimateEvalBytes(const Expr& e);
 
+// Hands the source pages an evaluated expression read back to the kernel, so resident memory follows what
+// is in flight rather than how much of the sources has been read. Safe with concurrent readers (they
+// re-fault from the page cache).
+void ReleaseSources(const Expr& e);
+
 }  // namespace forge::plan

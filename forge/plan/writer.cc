@@ -61,17 +61,6 @@ Status PwriteAll(int fd, const uint8_t* data, uint64_t n, uint64_t offset, const
   return Status();
 }
 
-// Hands the source pages an evaluated expression read back to the kernel: RSS stays bounded by what is in
-// flight, not by how much of the sources has been read. Safe with concurrent readers (they re-fault from
-// the page cache).
-void ReleaseSources(const Expr& e) {
-  if (e.kind == OpKind::kSource) {
-    e.source.file->Release(*e.source.info);
-    return;
-  }
-  for (const auto& in : e.inputs) ReleaseSources(*in);
-}
-
 struct OpenShard {
   int fd = -1;
   std::string path;
