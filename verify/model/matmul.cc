@@ -13,13 +13,13 @@ constexpr int kLanes = 16;
 #define FORGE_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
 #define FORGE_INLINE inline __attribute__((always_inline))
 
-// Explicit 8-wide vectors (GCC vector extensions): lane-wise mul and add, which the AVX2 clone runs as ymm
-// instructions and the default clone as pairs of xmm ones, with the same results. 16 lanes = two vectors.
-typedef float V8 __attribute__((vector_size(32)));
-typedef uint32_t U8 __attribute__((vector_size(32)));
-typedef uint16_t H8 __attribute__((vector_size(16)));
+// Explicit 16-lane vectors (GCC vector extensions): lane-wise mul and add, which the AVX-512 clone runs as
+// one zmm instruction, the AVX2 clone as two ymm ones and the default clone as four xmm ones, with the same
+// results. Lane j accumulates the elements i = j (mod 16); Fold16 reduces them by a fixed tree.
 typedef float V16 __attribute__((vector_size(64)));
 typedef uint32_t U16 __attribute__((vector_size(64)));
+typedef uint32_t U8 __attribute__((vector_size(32)));
+typedef uint16_t H8 __attribute__((vector_size(16)));
 typedef uint8_t B16 __attribute__((vector_size(16)));
 typedef uint64_t Q2 __attribute__((vector_size(16)));
 
@@ -29,7 +29,7 @@ FORGE_INLINE V16 Load16(const float* p) {
   return v;
 }
 
-// The same fold as Fold(lo, hi) on one 16-lane vector.
+// Fold: +8, +4, +2, +1.
 FORGE_INLINE float Fold16(V16 v) {
   const float s0 = v[0] + v[8], s1 = v[1] + v[9], s2 = v[2] + v[10], s3 = v[3] + v[11];
   const float s4 = v[4] + v[12], s5 = v[5] + v[13], s6 = v[6] + v[14], s7 = v[7] + v[15];
@@ -37,34 +37,15 @@ FORGE_INLINE float Fold16(V16 v) {
   return (a0 + a2) + (a1 + a3);
 }
 
-FORGE_INLINE V8 Load(const float* p) {
-  V8 v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-
-FORGE_INLINE void Store(float* p, V8 v) { __builtin_memcpy(p, &v, sizeof v); }
-
-// Lane j of the 16 accumulates elements i = j (mod 16); fold: +8, +4, +2, +1.
-FORGE_INLINE float Fold(V8 lo, V8 hi) {
-  const V8 s = lo + hi;
-  const float a0 = s[0] + s[4], a1 = s[1] + s[5], a2 = s[2] + s[6], a3 = s[3] + s[7];
-  return (a0 + a2) + (a1 + a3);
-}
-
-// n must be a multiple of 16 on the vector path; a scalar tail folds into the same lanes.
+// A scalar tail (n not a multiple of 16) folds into the same lanes.
 FORGE_INLINE float DotLanesInline(const float* a, const float* b, int64_t n) {
-  V8 lo = {}, hi = {};
+  V16 acc = {};
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    lo += Load(a + i) * Load(b + i);
-    hi += Load(a + i + 8) * Load(b + i + 8);
-  }
+  for (; i + kLanes <= n; i += kLanes) acc += Load16(a + i) * Load16(b + i);
   float tail[kLanes] = {};
   for (int j = 0; i < n; ++i, ++j) tail[j] = a[i] * b[i];
-  lo += Load(tail);
-  hi += Load(tail + 8);
-  return Fold(lo, hi);
+  acc += Load16(tail);
+  return Fold16(acc);
 }
 
 FORGE_INLINE void WidenBf16(const uint8_t* p, int64_t n, float* out) {
@@ -135,8 +116,8 @@ FORGE_INLINE V16 Codes16(const uint8_t* p, int64_t i, int bits) {
 // reduced until the row ends. A token's arithmetic is the same whatever N.
 template <int N>
 FORGE_INLINE void AffineRowTokens(const uint8_t* p, int64_t groups, int64_t gs, int bits, const float* scales,
-                                  const float* biases, const float* const* x, const float* const* xsum, float* const* y,
-                                  int64_t r) {
+                                  const float* biases, const float* const* x, const float* const* xsum,
+                                  float* const* y, int64_t r) {
   V16 acc[N] = {};
   float bias_acc[N] = {};
   for (int64_t g = 0; g < groups; ++g) {
@@ -175,7 +156,8 @@ FORGE_HOT void AffineRows(const Matrix& w, int64_t begin, int64_t end, const Bat
     for (; t + 2 <= n; t += 2) {
       AffineRowTokens<2>(p, groups, gs, bits, scales, biases, &b.xs[t], &sums[t], &b.ys[t], r);
     }
-    for (; t < n; ++t) AffineRowTokens<1>(p, groups, gs, bits, scales, biases, &b.xs[t], &sums[t], &b.ys[t], r);
+    for (; t < n; ++t)
+      AffineRowTokens<1>(p, groups, gs, bits, scales, biases, &b.xs[t], &sums[t], &b.ys[t], r);
   }
 }
 
@@ -186,8 +168,6 @@ bool IsFastAffine(const Matrix& w) {
 }
 
 }  // namespace
-
-float DotLanes(const float* a, const float* b, int64_t n) { return DotLanesInline(a, b, n); }
 
 void MatMul::Run(const Matrix& w, const std::vector<const float*>& xs, const std::vector<float*>& ys) const {
   const int64_t rows = w.rows(), cols = w.cols();
@@ -204,12 +184,14 @@ void MatMul::Run(const Matrix& w, const std::vector<const float*>& xs, const std
     }
   }
   auto run_rows = [&](int64_t begin, int64_t end) {
-    std::vector<float> row(static_cast<size_t>(cols));
     if (affine) {
       const size_t groups = static_cast<size_t>(cols / w.quant().params.group_size);
       std::vector<float> scales(groups), biases(groups);
       AffineRows(w, begin, end, batch, xsum, scales.data(), biases.data());
-    } else if (!w.quantized() && w.dtype() == DType::kBF16) {
+      return;
+    }
+    std::vector<float> row(static_cast<size_t>(cols));
+    if (!w.quantized() && w.dtype() == DType::kBF16) {
       Bf16Rows(w, begin, end, batch, row.data());
     } else {
       GenericRows(w, begin, end, batch, row.data());

@@ -6,7 +6,7 @@
 // Storage-specific kernels: bf16 rows are widened in registers; MLX affine 4/8-bit rows are never
 // dequantized: per group, y += scale * dot(q, x) + bias * sum(x), the form MLX's own quantized
 // matrix-vector kernel uses, codes unpacked in registers, sum(x) per group computed once per call. Other
-// formats dequantize a row with the codec, then dot. The kernels use GCC's explicit 8/16-wide vectors and
+// formats dequantize a row with the codec, then dot. The kernels use GCC's explicit 16-lane vectors and
 // are cloned for AVX-512 and AVX2 (ifunc dispatch); lane-wise mul/add without FMA contraction makes every
 // clone compute bit-identical results.
 #pragma once
@@ -29,8 +29,5 @@ class MatMul {
  private:
   ThreadPool* pool_;
 };
-
-// The fixed-order f32 dot product the kernels use (exposed for tests and benchmarks).
-float DotLanes(const float* a, const float* b, int64_t n);
 
 }  // namespace forge::verify::model

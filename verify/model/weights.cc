@@ -354,14 +354,12 @@ Result<ModelWeights> LoadModelWeights(const Checkpoint& ckpt) {
 
   const ModelPart lm = ModelPart::kLanguageModel;
   FORGE_ASSIGN_OR_RETURN(w.embed, r.Mat(lm, "embed_tokens", g.vocab, g.hidden));
-  if (r.Has(ModelPart::kLmHead, "weight")) {
+  if (r.Has(ModelPart::kLmHead, "weight")) {  // shape-checked even when tied
     FORGE_ASSIGN_OR_RETURN(w.lm_head, r.Mat(ModelPart::kLmHead, "", g.vocab, g.hidden));
-  } else if (t.tie_word_embeddings) {
-    w.lm_head = w.embed;
-  } else {
+  } else if (!t.tie_word_embeddings) {
     return Structural("lm_head.weight missing and tie_word_embeddings is false", ckpt.dir());
   }
-  // An untied checkpoint may still carry lm_head while config ties: loaders use the embedding (pitfall 26).
+  // Tied: the head is the embedding, even where a stored lm_head.weight remains (loaders drop it, pitfall 26).
   if (t.tie_word_embeddings) w.lm_head = w.embed;
   FORGE_ASSIGN_OR_RETURN(w.final_norm, r.Vector(lm, "norm.weight", g.hidden));
   ToGain(w.final_norm, norms.trunk_zero);

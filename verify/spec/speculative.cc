@@ -118,9 +118,8 @@ SpecResult SpeculativeGreedy(const model::Decoder& dec, const model::MtpHead& mt
     y = slot_tokens.back();
     p += m + 1;
     drafts.assign(1, model::Argmax(mo.logits.at(m), V));
-    Rows g = SelectRows(mo.hidden, m + 1);
-    Rows chained(1, g.width);
-    std::copy(g.at(m), g.at(m) + g.width, chained.at(0));
+    Rows chained(1, mo.hidden.width);
+    std::copy(mo.hidden.at(m), mo.hidden.at(m) + mo.hidden.width, chained.at(0));
     for (int j = 1; j < o.depth; ++j) {  // step j: (previous MTP hidden, previous draft) at position p-1+j
       mtp.Forward(chained, {drafts.back()}, p - 1 + j, ms, mo);
       drafts.push_back(model::Argmax(mo.logits.at(0), V));
