@@ -14,6 +14,17 @@ float RoundHalfEven(float x) { return std::nearbyint(x); }
 
 }  // namespace
 
+AffineScale AffineScaleOf(Rules rules, float hi, float lo, int bits) {
+  const float n = static_cast<float>((1 << bits) - 1);
+  float step = std::fmax((hi - lo) / n, kMinStep);
+  const bool anchor_lo = std::fabs(lo) > std::fabs(hi);
+  const float anchor = anchor_lo ? lo : hi;
+  if (!anchor_lo) step = -step;
+  const float k = rules == Rules::kMlxGpu ? RoundHalfAway(anchor / step) : RoundHalfEven(anchor / step);
+  if (k != 0.0f) return {anchor / k, anchor};
+  return {step, 0.0f};
+}
+
 void AffineGroup(Rules rules, const float* w, int g, int bits, uint32_t* codes, float* scale_out, float* bias_out) {
   const float n = static_cast<float>((1 << bits) - 1);
   const bool gpu = rules == Rules::kMlxGpu;
@@ -23,29 +34,17 @@ void AffineGroup(Rules rules, const float* w, int g, int bits, uint32_t* codes, 
     hi = std::fmax(hi, w[i]);
     lo = std::fmin(lo, w[i]);
   }
-  float step = std::fmax((hi - lo) / n, kMinStep);
-  const bool anchor_lo = std::fabs(lo) > std::fabs(hi);
-  const float anchor = anchor_lo ? lo : hi;
-  if (!anchor_lo) step = -step;
-  const float k = gpu ? RoundHalfAway(anchor / step) : RoundHalfEven(anchor / step);
-  float scale, bias;
-  if (k != 0.0f) {
-    scale = anchor / k;
-    bias = anchor;
-  } else {
-    scale = step;
-    bias = 0.0f;
-  }
+  const AffineScale s = AffineScaleOf(rules, hi, lo, bits);
   for (int i = 0; i < g; ++i) {
-    const float q = (w[i] - bias) / scale;  // a true division, as MLX (not a reciprocal multiply)
+    const float q = (w[i] - s.bias) / s.scale;  // a true division, as MLX (not a reciprocal multiply)
     float r = gpu ? RoundHalfAway(q) : RoundHalfEven(q);
     // NaN (the overflow corner of a huge constant group) becomes 0, as the x86 conversion MLX relies on.
     if (!(r >= 0.0f)) r = 0.0f;
     if (r > n) r = n;
     codes[i] = static_cast<uint32_t>(r);
   }
-  *scale_out = scale;
-  *bias_out = bias;
+  *scale_out = s.scale;
+  *bias_out = s.bias;
 }
 
 }  // namespace forge::quant

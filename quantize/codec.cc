@@ -7,10 +7,12 @@
 #include <fmt/format.h>
 
 #include "forge/base/float_access.h"
+#include "forge/base/simd16.h"
 #include "quantize/bitpack.h"
 #include "quantize/fp_formats.h"
 #include "quantize/groups.h"
 #include "quantize/round_to.h"
+#include "quantize/row_kernels.h"
 
 namespace forge::quant {
 
@@ -67,35 +69,39 @@ DType DefaultDequantDType(const QuantParams& p, DType scales_dtype) {
   return p.mode == QuantMode::kAffine ? scales_dtype : DType::kBF16;
 }
 
+namespace {
+
+// One row of the input as float32 (exact for every input dtype).
+void WidenRow(DType dtype, const uint8_t* row, uint64_t k, float* out) {
+  switch (dtype) {
+    case DType::kBF16: simd::WidenBf16(row, static_cast<int64_t>(k), out); return;
+    case DType::kF32: std::memcpy(out, row, k * 4); return;
+    default:
+      for (uint64_t i = 0; i < k; ++i) out[i] = LoadAsF32(dtype, row, i);
+  }
+}
+
+}  // namespace
+
 void QuantizeRows(const QuantParams& p, Rules rules, DType dtype, const uint8_t* in, uint64_t rows, uint64_t k,
                   uint8_t* packed, uint8_t* scales, uint8_t* biases) {
-  const uint64_t g = static_cast<uint64_t>(p.group_size), groups = k / g;
-  const uint64_t row_bytes = k * static_cast<uint64_t>(p.bits) / 8;
-  std::memset(packed, 0, rows * row_bytes);
-  std::vector<float> w(g);
-  std::vector<uint32_t> codes(g);
+  const uint64_t groups = k / static_cast<uint64_t>(p.group_size);
+  const uint64_t row_bytes = k * static_cast<uint64_t>(p.bits) / 8, in_row = k * DTypeBits(dtype) / 8;
+  std::vector<float> w(k), scale(groups), bias(groups);
+  std::vector<uint32_t> codes(k);
+  std::vector<uint8_t> bytes(groups);
+  const RowScales row_scales{scale.data(), bias.data(), bytes.data()};
   for (uint64_t r = 0; r < rows; ++r) {
-    uint8_t* row_out = packed + r * row_bytes;
-    for (uint64_t gi = 0; gi < groups; ++gi) {
-      const uint64_t base = r * k + gi * g, group_index = r * groups + gi;
-      for (uint64_t i = 0; i < g; ++i) w[i] = LoadAsF32(dtype, in, base + i);
-      switch (p.mode) {
-        case QuantMode::kAffine: {
-          float scale, bias;
-          AffineGroup(rules, w.data(), p.group_size, p.bits, codes.data(), &scale, &bias);
-          StoreFromF32(dtype, scales, group_index, scale);  // rounded only now, as MLX
-          StoreFromF32(dtype, biases, group_index, bias);
-          break;
-        }
-        case QuantMode::kMxfp4:
-        case QuantMode::kMxfp8:
-          scales[group_index] = MxfpGroup(rules, dtype, p.mode == QuantMode::kMxfp8, w.data(), codes.data());
-          break;
-        case QuantMode::kNvfp4:
-          scales[group_index] = Nvfp4Group(rules, dtype, w.data(), codes.data());
-          break;
+    WidenRow(dtype, in + r * in_row, k, w.data());
+    QuantizeRowF32(p, rules, dtype, w.data(), k, codes.data(), row_scales);
+    PackRow(codes.data(), k, p.bits, packed + r * row_bytes);
+    if (p.mode == QuantMode::kAffine) {
+      for (uint64_t gi = 0; gi < groups; ++gi) {  // rounded only now, as MLX
+        StoreFromF32(dtype, scales, r * groups + gi, scale[gi]);
+        StoreFromF32(dtype, biases, r * groups + gi, bias[gi]);
       }
-      for (uint64_t i = 0; i < g; ++i) PackCode(row_out, gi * g + i, p.bits, codes[i]);
+    } else {
+      std::memcpy(scales + r * groups, bytes.data(), groups);
     }
   }
 }

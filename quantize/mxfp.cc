@@ -27,25 +27,16 @@ uint32_t E2M1ArgminCpu(DType t, float x) {
 
 }  // namespace
 
-uint8_t MxfpGroup(Rules rules, DType t, bool fp8, const float* w, uint32_t* codes) {
+FpScale MxfpScaleOf(Rules rules, DType t, bool fp8, float amax) {
   const float m = fp8 ? 448.0f : 6.0f;
-  float amax = 0.0f;
-  for (int i = 0; i < kGroup; ++i) amax = std::fmax(amax, std::fabs(w[i]));
-
   if (rules == Rules::kMlxCpu) {
     // Every intermediate of MLX's CPU op graph is rounded to the input dtype T.
     const float s = RoundTo(t, amax / m);
     float e = 0.0f;
     if (s != 0.0f) e = std::nearbyint(RoundTo(t, std::log2(s)));  // glibc log2f, half to even
     const uint8_t byte = static_cast<uint8_t>(static_cast<int>(e) + 127);  // wraps modulo 256, as MLX
-    const float pow2 = RoundTo(t, std::ldexp(1.0f, static_cast<int>(e)));
-    for (int i = 0; i < kGroup; ++i) {
-      const float x = RoundTo(t, w[i] / pow2);
-      codes[i] = fp8 ? E4M3Encode(x) : E2M1ArgminCpu(t, x);
-    }
-    return byte;
+    return {byte, RoundTo(t, std::ldexp(1.0f, static_cast<int>(e))), 0.0f};
   }
-
   // Metal: binary32 throughout; log2 correctly rounded (computed in double, rounded once).
   const float s = amax / m;
   uint8_t byte;
@@ -60,12 +51,23 @@ uint8_t MxfpGroup(Rules rules, DType t, bool fp8, const float* w, uint32_t* code
     byte = static_cast<uint8_t>(static_cast<int>(n) + 127);
   }
   const float d = byte == 255 ? std::numeric_limits<float>::infinity() : std::ldexp(1.0f, byte - 127);
-  const float r = 1.0f / d;
+  return {byte, 0.0f, 1.0f / d};
+}
+
+uint8_t MxfpGroup(Rules rules, DType t, bool fp8, const float* w, uint32_t* codes) {
+  float amax = 0.0f;
+  for (int i = 0; i < kGroup; ++i) amax = std::fmax(amax, std::fabs(w[i]));
+  const FpScale s = MxfpScaleOf(rules, t, fp8, amax);
   for (int i = 0; i < kGroup; ++i) {
-    const float x = w[i] * r;
-    codes[i] = fp8 ? E4M3Encode(x) : E2M1EncodeGpu(x);
+    if (rules == Rules::kMlxCpu) {
+      const float x = RoundTo(t, w[i] / s.divisor);
+      codes[i] = fp8 ? E4M3Encode(x) : E2M1ArgminCpu(t, x);
+    } else {
+      const float x = w[i] * s.multiplier;
+      codes[i] = fp8 ? E4M3Encode(x) : E2M1EncodeGpu(x);
+    }
   }
-  return byte;
+  return s.byte;
 }
 
 }  // namespace forge::quant

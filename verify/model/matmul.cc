@@ -4,30 +4,12 @@
 #include <cstring>
 
 #include "forge/base/float_access.h"
+#include "forge/base/simd16.h"
 
 namespace forge::verify::model {
 namespace {
 
-constexpr int kLanes = 16;
-
-#define FORGE_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
-#define FORGE_INLINE inline __attribute__((always_inline))
-
-// Explicit 16-lane vectors (GCC vector extensions): lane-wise mul and add, which the AVX-512 clone runs as
-// one zmm instruction, the AVX2 clone as two ymm ones and the default clone as four xmm ones, with the same
-// results. Lane j accumulates the elements i = j (mod 16); Fold16 reduces them by a fixed tree.
-typedef float V16 __attribute__((vector_size(64)));
-typedef uint32_t U16 __attribute__((vector_size(64)));
-typedef uint32_t U8 __attribute__((vector_size(32)));
-typedef uint16_t H8 __attribute__((vector_size(16)));
-typedef uint8_t B16 __attribute__((vector_size(16)));
-typedef uint64_t Q2 __attribute__((vector_size(16)));
-
-FORGE_INLINE V16 Load16(const float* p) {
-  V16 v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
+using namespace forge::simd;  // NOLINT: the vector vocabulary of this file
 
 // Fold: +8, +4, +2, +1.
 FORGE_INLINE float Fold16(V16 v) {
@@ -46,22 +28,6 @@ FORGE_INLINE float DotLanesInline(const float* a, const float* b, int64_t n) {
   for (int j = 0; i < n; ++i, ++j) tail[j] = a[i] * b[i];
   acc += Load16(tail);
   return Fold16(acc);
-}
-
-FORGE_INLINE void WidenBf16(const uint8_t* p, int64_t n, float* out) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    H8 h;
-    __builtin_memcpy(&h, p + 2 * i, sizeof h);
-    const U8 u = __builtin_convertvector(h, U8) << 16;
-    __builtin_memcpy(out + i, &u, sizeof u);
-  }
-  for (; i < n; ++i) {
-    uint16_t h;
-    std::memcpy(&h, p + 2 * i, 2);
-    const uint32_t u = static_cast<uint32_t>(h) << 16;
-    std::memcpy(out + i, &u, 4);
-  }
 }
 
 struct Batch {

@@ -1,0 +1,57 @@
+// Explicit 16-lane vectors (GCC vector extensions) for hot loops that must give the same bits on every
+// x86 level: lane-wise IEEE operations, which the AVX-512 clone of a FORGE_HOT function runs as one zmm
+// instruction, the AVX2 clone as two ymm ones and the default clone as four xmm ones. Nothing here
+// reassociates or fuses (build with -ffp-contract=off), so the results equal the scalar loops they replace.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+// 64-byte vectors only travel between always-inlined helpers inside one cloned function, so the calling-
+// convention note GCC prints for them (-Wpsabi) concerns calls that never happen.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+#define FORGE_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
+#define FORGE_INLINE inline __attribute__((always_inline))
+
+namespace forge::simd {
+
+inline constexpr int kLanes = 16;
+
+typedef float V16 __attribute__((vector_size(64)));
+typedef uint32_t U16 __attribute__((vector_size(64)));
+typedef int32_t I16 __attribute__((vector_size(64)));  // comparison results: -1 true, 0 false
+typedef uint32_t U8 __attribute__((vector_size(32)));
+typedef uint16_t H8 __attribute__((vector_size(16)));
+typedef uint16_t H16 __attribute__((vector_size(32)));
+typedef uint8_t B16 __attribute__((vector_size(16)));
+typedef uint64_t Q2 __attribute__((vector_size(16)));
+
+FORGE_INLINE V16 Load16(const float* p) {
+  V16 v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+FORGE_INLINE void Store16(float* p, V16 v) { __builtin_memcpy(p, &v, sizeof v); }
+
+FORGE_INLINE U16 Bits(V16 v) { return __builtin_bit_cast(U16, v); }
+FORGE_INLINE V16 FromBits(U16 u) { return __builtin_bit_cast(V16, u); }
+
+// bf16 -> f32 is exact: the 16 bits become the high half.
+FORGE_INLINE void WidenBf16(const uint8_t* p, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    H8 h;
+    __builtin_memcpy(&h, p + 2 * i, sizeof h);
+    const U8 u = __builtin_convertvector(h, U8) << 16;
+    __builtin_memcpy(out + i, &u, sizeof u);
+  }
+  for (; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    const uint32_t u = static_cast<uint32_t>(h) << 16;
+    std::memcpy(out + i, &u, 4);
+  }
+}
+
+}  // namespace forge::simd
