@@ -9,8 +9,10 @@ namespace {
 
 uint64_t ElemBytes(DType d) { return static_cast<uint64_t>(DTypeBits(d)) / 8; }
 
-// Moves axis `from` to position `to`: a permutation copy done as outer x moved x inner blocks.
-Tensor DoMoveAxis(const Tensor& in, const TensorMeta& out_meta, int from, int to) {
+}  // namespace
+
+// A permutation copy over the output elements in order.
+Tensor MoveAxisOf(const Tensor& in, const TensorMeta& out_meta, int from, int to) {
   Tensor out = Tensor::Allocate(out_meta);
   const Shape& s = in.meta.shape;
   const uint64_t esize = ElemBytes(in.meta.dtype);
@@ -37,6 +39,8 @@ Tensor DoMoveAxis(const Tensor& in, const TensorMeta& out_meta, int from, int to
   }
   return out;
 }
+
+namespace {
 
 Tensor DoSlice(const Tensor& in, const TensorMeta& out_meta, int axis, uint64_t start) {
   Tensor out = Tensor::Allocate(out_meta);
@@ -103,7 +107,7 @@ Result<Tensor> Evaluate(const Expr& e) {
       }
       return out;
     }
-    case OpKind::kMoveAxis: return DoMoveAxis(in[0], e.meta, e.axis, e.axis_to);
+    case OpKind::kMoveAxis: return MoveAxisOf(in[0], e.meta, e.axis, e.axis_to);
     case OpKind::kSlice: return DoSlice(in[0], e.meta, e.axis, e.start);
     case OpKind::kReshape: {
       Tensor out = in[0];

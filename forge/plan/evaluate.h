@@ -23,6 +23,9 @@ struct Tensor {
 
 Result<Tensor> Evaluate(const Expr& e);
 
+// Moves axis `from` of `in` to position `to` (out_meta: the result's), for Evaluate and EvaluateRange.
+Tensor MoveAxisOf(const Tensor& in, const TensorMeta& out_meta, int from, int to);
+
 // Peak bytes an evaluation may hold at once (inputs materialized + output), for the writer's budget.
 uint64_t EstimateEvalBytes(const Expr& e);
 

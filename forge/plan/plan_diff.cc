@@ -5,6 +5,7 @@
 #include <set>
 
 #include "forge/plan/evaluate.h"
+#include "forge/plan/evaluate_range.h"
 #include "forge/plan/writer.h"
 
 namespace forge::plan {
@@ -43,7 +44,12 @@ uint64_t EstimatePeakBytes(const Plan& plan, unsigned threads, uint64_t memory_b
   std::vector<uint64_t> evals;
   uint64_t largest_copy = 0;
   for (const auto& t : plan.tensors) {
-    evals.push_back(EstimateEvalBytes(*t.expr));
+    uint64_t eval = EstimateEvalBytes(*t.expr);
+    const uint64_t n = t.expr->meta.nbytes();
+    if (!t.expr->IsPlainCopy() && n > kCopyChunkBytes && SplitGranule(*t.expr) != 0) {  // written in pieces
+      eval = static_cast<uint64_t>(static_cast<double>(eval) * kCopyChunkBytes / static_cast<double>(n)) + kCopyChunkBytes;
+    }
+    evals.push_back(eval);
     if (t.expr->IsPlainCopy()) largest_copy = std::max(largest_copy, t.expr->meta.nbytes());
   }
   std::sort(evals.rbegin(), evals.rend());

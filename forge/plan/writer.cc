@@ -18,6 +18,7 @@
 #include "forge/base/progress.h"
 #include "forge/base/thread_pool.h"
 #include "forge/plan/evaluate.h"
+#include "forge/plan/evaluate_range.h"
 
 namespace forge::plan {
 namespace {
@@ -67,37 +68,63 @@ struct OpenShard {
   uint64_t data_start = 0;
 };
 
-Status WriteTensor(const PlannedTensor& t, const st::TensorInfo& slot, const OpenShard& shard, ByteBudget* budget,
-                   Progress* progress) {
-  const uint64_t offset = shard.data_start + slot.begin;
-  const Expr& e = *t.expr;
+// One job: elements [begin, end) of one planned tensor, written at its place in the shard. Plain copies
+// stream from the mapping; computed tensors are evaluated over the range only (evaluate_range.h), so a
+// tensor of any size costs a chunk of memory and its chunks run on all threads.
+struct Piece {
+  const PlannedTensor* tensor;
+  const st::TensorInfo* slot;
+  const OpenShard* shard;
+  uint64_t begin, end;  // elements
+};
+
+Status WritePiece(const Piece& p, ByteBudget* budget, Progress* progress) {
+  const Expr& e = *p.tensor->expr;
+  const uint64_t es = static_cast<uint64_t>(DTypeBits(e.meta.dtype)) / 8;
+  const uint64_t offset = p.shard->data_start + p.slot->begin + p.begin * es, bytes = (p.end - p.begin) * es;
   if (e.IsPlainCopy()) {
-    const uint8_t* src = e.source.file->Data(*e.source.info);
-    const uint64_t src_off = e.source.file->header().data_start + e.source.info->begin;
-    for (uint64_t done = 0; done < slot.nbytes(); done += kCopyChunkBytes) {
-      uint64_t n = std::min(kCopyChunkBytes, slot.nbytes() - done);
-      FORGE_RETURN_IF_ERROR(PwriteAll(shard.fd, src + done, n, offset + done, shard.path));
-      e.source.file->ReleaseRange(src_off + done, n);
-      progress->Add(n);
-    }
+    const uint64_t src_off = e.source.file->header().data_start + e.source.info->begin + p.begin * es;
+    FORGE_RETURN_IF_ERROR(PwriteAll(p.shard->fd, e.source.file->Data(*e.source.info) + p.begin * es, bytes, offset,
+                                    p.shard->path));
+    e.source.file->ReleaseRange(src_off, bytes);
+    progress->Add(bytes);
     return Status();
   }
-  const uint64_t need = EstimateEvalBytes(e);
+  const uint64_t numel = std::max<uint64_t>(1, e.meta.numel());
+  const uint64_t need = EstimateEvalBytes(e) / numel * (p.end - p.begin) + bytes;
   budget->Acquire(need);
-  Result<Tensor> value = Evaluate(e);
-  Status st = value.ok() ? Status() : value.status();
-  if (value.ok()) {
-    if (value->meta.nbytes() != slot.nbytes()) {
-      st = Status::Invalid("materialized size differs from the plan", {}, t.name);
+  std::vector<SourceSpan> read;
+  Status st;
+  {  // the chunk is freed before the budget says so
+    Result<Tensor> value = EvaluateRange(e, p.begin, p.end, &read);
+    if (!value.ok()) {
+      st = value.status();
+    } else if (value->meta.nbytes() != bytes) {
+      st = Status::Invalid("materialized size differs from the plan", {}, p.tensor->name);
     } else {
-      st = PwriteAll(shard.fd, value->data, slot.nbytes(), offset, shard.path);
+      st = PwriteAll(p.shard->fd, value->data, bytes, offset, p.shard->path);
     }
   }
   budget->Release(need);
-  ReleaseSources(e);
-  if (!st.ok()) return Status::Error(st.code(), st.message(), st.file(), st.tensor().empty() ? t.name : st.tensor());
-  progress->Add(slot.nbytes());
+  ReleaseSpans(read);
+  if (!st.ok()) {
+    return Status::Error(st.code(), st.message(), st.file(), st.tensor().empty() ? p.tensor->name : st.tensor());
+  }
+  progress->Add(bytes);
   return Status();
+}
+
+// The pieces of one tensor: chunks of about `chunk` bytes where the expression splits, else one piece.
+void AddPieces(const PlannedTensor& t, const st::TensorInfo& slot, const OpenShard& shard, uint64_t chunk,
+               std::vector<Piece>* out) {
+  const Expr& e = *t.expr;
+  const uint64_t numel = e.meta.numel(), es = std::max<uint64_t>(1, static_cast<uint64_t>(DTypeBits(e.meta.dtype)) / 8);
+  const uint64_t granule = e.meta.nbytes() > chunk ? SplitGranule(e) : 0;
+  if (granule == 0) {
+    out->push_back({&t, &slot, &shard, 0, numel});
+    return;
+  }
+  for (const auto& [b, end] : SplitRanges(numel, granule, chunk / es)) out->push_back({&t, &slot, &shard, b, end});
 }
 
 }  // namespace
@@ -143,10 +170,6 @@ Result<WriteReport> WriteLayout(const Plan& plan, const OutputLayout& layout, co
   FORGE_ASSIGN_OR_RETURN(StagedDir staged, StagedDir::Create(out_dir, options.force, options.source_dirs));
 
   std::vector<OpenShard> open(shards.size());
-  struct Job {
-    size_t shard, slot;
-  };
-  std::vector<Job> jobs;
   WriteReport report;
   report.out_dir = staged.final_path();
   auto close_all = [&] {
@@ -169,21 +192,22 @@ Result<WriteReport> WriteLayout(const Plan& plan, const OutputLayout& layout, co
       close_all();
       return st;
     }
-    for (size_t i = 0; i < shards[s].layout.size(); ++i) jobs.push_back({s, i});
     report.shards.emplace_back(shards[s].file_name, shards[s].file_size());
     report.file_bytes += shards[s].file_size();
     for (const auto& t : shards[s].layout) report.tensor_bytes += t.nbytes();
   }
 
+  std::vector<Piece> pieces;
+  for (size_t s = 0; s < shards.size(); ++s) {
+    for (size_t i = 0; i < shards[s].layout.size(); ++i) {
+      AddPieces(plan.tensors[shards[s].plan_index[i]], shards[s].layout[i], open[s], options.chunk_bytes, &pieces);
+    }
+  }
   {
     ByteBudget budget(options.memory_budget);
     Progress progress("writing", report.tensor_bytes, options.progress);
     ThreadPool pool(options.threads);
-    Status st = pool.RunAll(jobs.size(), [&](size_t j) {
-      const ShardPlan& sp = shards[jobs[j].shard];
-      return WriteTensor(plan.tensors[sp.plan_index[jobs[j].slot]], sp.layout[jobs[j].slot], open[jobs[j].shard],
-                         &budget, &progress);
-    });
+    Status st = pool.RunAll(pieces.size(), [&](size_t j) { return WritePiece(pieces[j], &budget, &progress); });
     for (auto& o : open) {
       if (st.ok() && ::fsync(o.fd) != 0) st = Status::Invalid(std::string("fsync failed: ") + std::strerror(errno), o.path);
     }

@@ -21,13 +21,15 @@
 
 namespace forge::plan {
 
-// Plain copies stream in chunks of this size; each chunk's source pages are released once written.
+// Tensors are written in pieces of about this size (plain copies always, computed ones where the expression
+// splits); each piece's source pages are released once written.
 inline constexpr uint64_t kCopyChunkBytes = 64ull << 20;
 
 struct WriteOptions {
   uint64_t max_shard_size = kDefaultMaxShardSize;
   unsigned threads = 0;                 // 0: all cores
   uint64_t memory_budget = 1ull << 30;  // bytes of materialized tensors in flight (one may exceed it alone)
+  uint64_t chunk_bytes = kCopyChunkBytes;  // size of the pieces big tensors are written in
   bool force = false;
   bool progress = true;
   std::map<std::string, std::string> metadata = {{"format", "pt"}};  // safetensors __metadata__

@@ -2,6 +2,7 @@
 // the *-mlx fixtures from the *-hf ones with the spec's conversion rules. Each forge transform applied to
 // the HF tensor must give exactly the bytes PyTorch produced.
 #include "forge/plan/evaluate.h"
+#include "forge/plan/evaluate_range.h"
 
 #include <cstring>
 
@@ -36,9 +37,37 @@ class AgainstPytorch : public ::testing::Test {
     ASSERT_EQ(got->meta.shape, want->info->shape) << mlx_name;
     ASSERT_EQ(got->meta.dtype, want->info->dtype);
     EXPECT_EQ(0, std::memcmp(got->data, want->file->Data(*want->info), want->info->nbytes())) << mlx_name;
+    ExpectRangesEqual(**e, want->file->Data(*want->info), mlx_name);
+  }
+  // The same bytes assembled from range evaluations (as the writer streams big tensors): pieces of one
+  // granule, of three, and the whole; an expression that cannot split is evaluated whole and cut.
+  static void ExpectRangesEqual(const Expr& e, const uint8_t* want, const std::string& what) {
+    const uint64_t n = e.meta.numel(), es = DTypeBits(e.meta.dtype) / 8, g = SplitGranule(e);
+    for (uint64_t step : {g == 0 ? n / 3 + 1 : g, 3 * std::max<uint64_t>(g, 1), n}) {
+      std::vector<uint8_t> assembled;
+      for (uint64_t b = 0; b < n; b += step) {
+        std::vector<SourceSpan> read;
+        auto part = EvaluateRange(e, b, std::min(n, b + step), &read);
+        ASSERT_TRUE(part.ok()) << part.status().ToString();
+        EXPECT_FALSE(read.empty());
+        assembled.insert(assembled.end(), part->data, part->data + part->meta.nbytes());
+      }
+      ASSERT_EQ(assembled.size(), n * es) << what;
+      EXPECT_EQ(0, std::memcmp(assembled.data(), want, n * es)) << what << " in pieces of " << step;
+    }
   }
   std::unique_ptr<Checkpoint> hf_, mlx_;
 };
+
+TEST_F(AgainstPytorch, WhatSplits) {
+  auto fused = Src("model.language_model.layers.2.mlp.experts.gate_up_proj");  // [E, 2I, H]
+  const uint64_t i2 = fused->meta.shape[1], h = fused->meta.shape[2];
+  EXPECT_EQ(SplitGranule(*fused), 1u);
+  EXPECT_EQ(SplitGranule(*Slice(fused, 1, 0, i2 / 2).value()), i2 / 2 * h);  // one expert's half
+  EXPECT_EQ(SplitGranule(*Slice(fused, 0, 1, 2).value()), 1u);
+  EXPECT_EQ(SplitGranule(*MoveAxis(fused, 2, 1).value()), i2 * h);  // behind the leading axis
+  EXPECT_EQ(SplitGranule(*MoveAxis(fused, 0, 2).value()), 0u);      // across it: whole
+}
 
 TEST_F(AgainstPytorch, Conv1dMoveAxis) {
   ExpectEqualsMlx(MoveAxis(Src("model.language_model.layers.1.linear_attn.conv1d.weight"), 2, 1),

@@ -61,7 +61,7 @@ TEST(Writer, ShardedIdentityWriteKeepsEveryTensorAndIndexes) {
   EXPECT_EQ(entries, 1);  // no temporary directory left behind
 }
 
-TEST(Writer, DeterministicAcrossRunsAndThreadCounts) {
+TEST(Writer, DeterministicAcrossRunsThreadCountsAndPieceSizes) {
   auto src = Checkpoint::Open(FixturePath("moe36-vlm-hf"));
   ASSERT_TRUE(src.ok());
   // Non-trivial transforms too: every conv1d moved, every norm shifted.
@@ -77,6 +77,7 @@ TEST(Writer, DeterministicAcrossRunsAndThreadCounts) {
     WriteOptions w = Quiet();
     w.threads = threads;
     w.max_shard_size = 300'000;
+    if (threads == 4) w.chunk_bytes = 1000;  // every tensor above 1 kB in pieces, as big ones are
     ASSERT_TRUE(WritePlan(p, t.Sub("out" + std::to_string(threads)), w).ok());
   }
   for (const auto& e : fs::directory_iterator(t.Sub("out1"))) {
