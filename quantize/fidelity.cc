@@ -26,6 +26,15 @@ void FidelityAccumulator::Add(const float* a, const float* b, uint64_t n) {
   n_ += n;
 }
 
+void FidelityAccumulator::Merge(const FidelityAccumulator& o) {
+  dot_ += o.dot_;
+  na_ += o.na_;
+  nb_ += o.nb_;
+  sum_abs_ += o.sum_abs_;
+  if (o.max_abs_ > max_abs_) max_abs_ = o.max_abs_;
+  n_ += o.n_;
+}
+
 Fidelity FidelityAccumulator::Result() const {
   Fidelity f;
   f.elements = n_;

@@ -30,6 +30,8 @@ class FidelityCollector {
 class FidelityAccumulator {
  public:
   void Add(const float* original, const float* reconstructed, uint64_t n);
+  // Adds another accumulator's blocks (merging in a fixed order keeps the sums deterministic).
+  void Merge(const FidelityAccumulator& other);
   Fidelity Result() const;
 
  private:

@@ -1,25 +1,62 @@
 #include "quantize/quantize_pass.h"
 
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
+#include <cstring>
 #include <mutex>
+#include <numeric>
 
 #include <fmt/format.h>
 
 #include "forge/base/float_access.h"
 #include "forge/ckpt/tensor_names.h"
 #include "forge/plan/evaluate.h"
+#include "forge/plan/evaluate_range.h"
 
 namespace forge::quant {
 namespace {
 
-// The shared computation behind a module's two or three output tensors.
+// Input bytes one thread quantizes at a time: small enough that a module's threads share big tensors
+// evenly and memory stays a few chunks per thread, large enough that per-chunk work is negligible.
+constexpr uint64_t kChunkInputBytes = 16ull << 20;
+
+// Index of the first NaN or infinity among n elements, or n. 16-bit inputs are tested on the exponent bits,
+// a block at a time without early exit so that the compiler vectorizes the test.
+uint64_t FirstNonFinite(DType dt, const uint8_t* p, uint64_t n) {
+  if (dt == DType::kBF16 || dt == DType::kF16) {
+    const uint16_t exp = dt == DType::kBF16 ? 0x7F80 : 0x7C00;
+    constexpr uint64_t kBlock = 256;
+    uint16_t block[kBlock];
+    for (uint64_t b = 0; b < n; b += kBlock) {
+      const uint64_t m = std::min(kBlock, n - b);
+      std::memcpy(block, p + 2 * b, 2 * m);
+      bool bad = false;
+      for (uint64_t i = 0; i < m; ++i) bad |= (block[i] & exp) == exp;
+      if (!bad) continue;
+      for (uint64_t i = 0; i < m; ++i) {
+        if ((block[i] & exp) == exp) return b + i;
+      }
+    }
+    return n;
+  }
+  for (uint64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(LoadAsF32(dt, p, i))) return i;
+  }
+  return n;
+}
+
+// The shared computation behind a module's two or three output tensors. The writer asks for each part
+// on its own thread; every thread that asks while the module is being computed helps: the input is read
+// in row chunks (plan::EvaluateRange, never materialized whole), chunks are claimed from a counter, and
+// the parts are handed out once the last chunk is done. Errors and fidelity sums are kept per chunk and
+// combined in chunk order, so the result does not depend on which thread did what.
 class ModuleJob {
  public:
   ModuleJob(std::string name, plan::ExprPtr input, QuantParams p, Rules rules, std::shared_ptr<FidelityCollector> fid)
       : name_(std::move(name)), input_(std::move(input)), p_(p), rules_(rules), fidelity_(std::move(fid)) {}
 
   int parts() const { return HasBiases(p_) ? 3 : 2; }
-  const plan::ExprPtr& input() const { return input_; }
   const QuantParams& params() const { return p_; }
 
   plan::TensorMeta PartMeta(int part) const {
@@ -32,14 +69,13 @@ class ModuleJob {
     s.back() = k / static_cast<uint64_t>(p_.group_size);
     return {ScalesDType(p_, input_->meta.dtype), s};
   }
+  // What a thread holds while helping: a chunk of input, its float32 copy and reconstruction for fidelity.
+  static uint64_t WorkingBytes() { return 3 * kChunkInputBytes; }
 
   Result<plan::Tensor> Take(int part) {
+    Help();
     std::lock_guard<std::mutex> lock(mu_);
-    if (!computed_) {
-      Status st = Compute();
-      if (!st.ok()) return st;
-      computed_ = true;
-    }
+    if (!status_.ok()) return status_;
     plan::Tensor out = parts_[part];
     if (++taken_ == parts()) {
       for (auto& t : parts_) t = plan::Tensor();  // every part handed out: free them
@@ -48,43 +84,88 @@ class ModuleJob {
   }
 
  private:
-  Status Compute() {
-    FORGE_ASSIGN_OR_RETURN(plan::Tensor in, plan::Evaluate(*input_));
-    const DType dt = in.meta.dtype;
-    const uint64_t n = in.meta.numel(), k = in.meta.shape.back(), rows = n / k;
-    for (uint64_t i = 0; i < n; ++i) {
-      if (!std::isfinite(LoadAsF32(dt, in.data, i))) {
-        return Status::Invalid(fmt::format("element {} is {}: refusing to quantize (MLX would silently produce garbage)",
-                                           i, LoadAsF32(dt, in.data, i)),
-                               {}, name_);
+  struct Chunk {
+    uint64_t row_begin, row_end;
+    Status status;
+    FidelityAccumulator fidelity;
+  };
+
+  void Help() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (chunks_.empty()) SetUp();
+    }
+    for (size_t c = next_.fetch_add(1); c < chunks_.size(); c = next_.fetch_add(1)) {
+      RunChunk(&chunks_[c]);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (++done_ == chunks_.size()) {
+        Finish();
+        cv_.notify_all();
       }
     }
-    for (int part = 0; part < parts(); ++part) parts_[part] = plan::Tensor::Allocate(PartMeta(part));
-    QuantizeRows(p_, rules_, dt, in.data, rows, k, parts_[0].mutable_data(), parts_[1].mutable_data(),
-                 parts() == 3 ? parts_[2].mutable_data() : nullptr);
-    if (fidelity_) MeasureFidelity(in, rows, k);
-    return Status();
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return done_ == chunks_.size(); });
   }
 
-  // Row blocks of about a million elements, so that measuring never needs two f32 copies of a big tensor.
-  void MeasureFidelity(const plan::Tensor& in, uint64_t rows, uint64_t k) {
-    const DType sdt = ScalesDType(p_, in.meta.dtype);
-    const uint64_t block_rows = std::max<uint64_t>(1, (1u << 20) / k);
-    const uint64_t groups = k / static_cast<uint64_t>(p_.group_size);
-    const uint64_t packed_row = k * static_cast<uint64_t>(p_.bits) / 8, scale_bytes = static_cast<uint64_t>(DTypeBits(sdt)) / 8;
-    std::vector<float> orig, recon;
-    FidelityAccumulator acc;
-    for (uint64_t r0 = 0; r0 < rows; r0 += block_rows) {
-      const uint64_t nr = std::min(block_rows, rows - r0), m = nr * k;
-      orig.resize(m);
-      recon.resize(m);
-      for (uint64_t i = 0; i < m; ++i) orig[i] = LoadAsF32(in.meta.dtype, in.data, r0 * k + i);
-      DequantizeRows(p_, sdt, parts_[0].data + r0 * packed_row, parts_[1].data + r0 * groups * scale_bytes,
-                     parts() == 3 ? parts_[2].data + r0 * groups * scale_bytes : nullptr, nr, k, DType::kF32,
-                     reinterpret_cast<uint8_t*>(recon.data()));
-      acc.Add(orig.data(), recon.data(), m);
+  // Under mu_: the outputs and the row chunks (whole multiples of the input's split granule).
+  void SetUp() {
+    const plan::TensorMeta& m = input_->meta;
+    k_ = m.shape.back();
+    const uint64_t rows = m.numel() / k_, granule = plan::SplitGranule(*input_);
+    for (int part = 0; part < parts(); ++part) parts_[part] = plan::Tensor::Allocate(PartMeta(part));
+    const uint64_t row_bytes = k_ * DTypeBits(m.dtype) / 8;
+    const uint64_t row_granule = granule == 0 ? rows : std::lcm(granule, k_) / k_;
+    for (const auto& [b, e] : plan::SplitRanges(rows, std::max<uint64_t>(1, row_granule),
+                                                std::max<uint64_t>(1, kChunkInputBytes / row_bytes))) {
+      chunks_.push_back({b, e, Status(), FidelityAccumulator()});
     }
-    Fidelity f = acc.Result();
+  }
+
+  void RunChunk(Chunk* c) {
+    const DType dt = input_->meta.dtype;
+    const uint64_t rows = c->row_end - c->row_begin, n = rows * k_;
+    std::vector<plan::SourceSpan> read;
+    Result<plan::Tensor> in = plan::EvaluateRange(*input_, c->row_begin * k_, c->row_end * k_, &read);
+    if (!in.ok()) {
+      c->status = in.status();
+      return;
+    }
+    const uint64_t bad = FirstNonFinite(dt, in->data, n);
+    if (bad < n) {
+      const uint64_t at = c->row_begin * k_ + bad;
+      c->status = Status::Invalid(fmt::format("element {} is {}: refusing to quantize (MLX would silently produce "
+                                              "garbage)", at, LoadAsF32(dt, in->data, bad)),
+                                  {}, name_);
+      return;
+    }
+    const DType sdt = ScalesDType(p_, dt);
+    const uint64_t groups = k_ / static_cast<uint64_t>(p_.group_size), scale_bytes = DTypeBits(sdt) / 8;
+    const uint64_t packed_row = k_ * static_cast<uint64_t>(p_.bits) / 8, r0 = c->row_begin;
+    uint8_t* packed = parts_[0].mutable_data() + r0 * packed_row;
+    uint8_t* scales = parts_[1].mutable_data() + r0 * groups * scale_bytes;
+    uint8_t* biases = parts() == 3 ? parts_[2].mutable_data() + r0 * groups * scale_bytes : nullptr;
+    QuantizeRows(p_, rules_, dt, in->data, rows, k_, packed, scales, biases);
+    if (fidelity_) {
+      std::vector<float> orig(n), recon(n);
+      for (uint64_t i = 0; i < n; ++i) orig[i] = LoadAsF32(dt, in->data, i);
+      DequantizeRows(p_, sdt, packed, scales, biases, rows, k_, DType::kF32, reinterpret_cast<uint8_t*>(recon.data()));
+      c->fidelity.Add(orig.data(), recon.data(), n);
+    }
+    plan::ReleaseSpans(read);
+  }
+
+  // Under mu_, once: the first error in chunk order, or the fidelity of the whole tensor.
+  void Finish() {
+    FidelityAccumulator all;
+    for (const Chunk& c : chunks_) {
+      if (!c.status.ok()) {
+        status_ = c.status;
+        return;
+      }
+      all.Merge(c.fidelity);
+    }
+    if (!fidelity_) return;
+    Fidelity f = all.Result();
     for (int part = 0; part < parts(); ++part) f.quantized_bytes += parts_[part].meta.nbytes();
     f.params = ParamsString(p_);
     fidelity_->Add(name_, f);
@@ -96,7 +177,12 @@ class ModuleJob {
   Rules rules_;
   std::shared_ptr<FidelityCollector> fidelity_;
   std::mutex mu_;
-  bool computed_ = false;
+  std::condition_variable cv_;
+  uint64_t k_ = 0;
+  std::vector<Chunk> chunks_;  // fixed once set up; each chunk written by the one thread that claimed it
+  std::atomic<size_t> next_{0};
+  size_t done_ = 0;
+  Status status_;
   int taken_ = 0;
   plan::Tensor parts_[3];
 };
@@ -109,12 +195,8 @@ class QuantPartOp : public plan::CustomOp {
     return fmt::format("quantize_{}[{}]", ParamsString(job_->params()), kPart[part_]);
   }
   Result<plan::Tensor> Run(const plan::Expr& /*self*/) const override { return job_->Take(part_); }
-  uint64_t ScratchBytes(const plan::TensorMeta& /*out*/) const override {
-    // The input materialized once, plus the module's other parts (fidelity works in row blocks).
-    uint64_t n = job_->input()->meta.nbytes() + (8ull << 20);
-    for (int p = 0; p < job_->parts(); ++p) n += job_->PartMeta(p).nbytes();
-    return n;
-  }
+  bool StreamsInputs() const override { return true; }
+  uint64_t ScratchBytes(const plan::TensorMeta& /*out*/) const override { return ModuleJob::WorkingBytes(); }
 
  private:
   std::shared_ptr<ModuleJob> job_;

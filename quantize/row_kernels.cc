@@ -215,22 +215,32 @@ void QuantizeRowF32(const QuantParams& p, Rules rules, DType t, const float* w, 
   }
 }
 
+namespace {
+
+// 32 / Bits codes per word, the first in the low bits; a fixed count the compiler unrolls and vectorizes.
+template <int Bits>
+void PackWords(const uint32_t* codes, uint64_t k, uint8_t* row) {
+  constexpr int kPer = 32 / Bits;
+  for (uint64_t wi = 0; wi < k / kPer; ++wi) {
+    uint32_t word = 0;
+    for (int j = 0; j < kPer; ++j) word |= codes[wi * kPer + j] << (j * Bits);
+    std::memcpy(row + 4 * wi, &word, 4);
+  }
+}
+
+}  // namespace
+
 void PackRow(const uint32_t* codes, uint64_t k, int bits, uint8_t* row) {
-  if (bits == 8) {
-    for (uint64_t i = 0; i < k; ++i) row[i] = static_cast<uint8_t>(codes[i]);
-    return;
+  switch (bits) {
+    case 8:
+      for (uint64_t i = 0; i < k; ++i) row[i] = static_cast<uint8_t>(codes[i]);
+      return;
+    case 4: PackWords<4>(codes, k, row); return;
+    case 2: PackWords<2>(codes, k, row); return;
+    default:
+      std::memset(row, 0, k * static_cast<uint64_t>(bits) / 8);
+      for (uint64_t i = 0; i < k; ++i) PackCode(row, i, bits, codes[i]);
   }
-  if (bits == 4 || bits == 2) {  // whole words: 32 / bits codes each, the first in the low bits
-    const uint64_t per = 32 / static_cast<uint64_t>(bits);
-    for (uint64_t wi = 0; wi < k / per; ++wi) {
-      uint32_t word = 0;
-      for (uint64_t j = 0; j < per; ++j) word |= codes[wi * per + j] << (j * static_cast<uint64_t>(bits));
-      std::memcpy(row + 4 * wi, &word, 4);
-    }
-    return;
-  }
-  std::memset(row, 0, k * static_cast<uint64_t>(bits) / 8);
-  for (uint64_t i = 0; i < k; ++i) PackCode(row, i, bits, codes[i]);
 }
 
 }  // namespace forge::quant

@@ -152,6 +152,7 @@ void ReleaseSources(const Expr& e) {
 
 uint64_t EstimateEvalBytes(const Expr& e) {
   if (e.kind == OpKind::kSource) return 0;  // a view
+  if (e.kind == OpKind::kCustom && e.custom->StreamsInputs()) return e.meta.nbytes() + e.custom->ScratchBytes(e.meta);
   uint64_t inputs = 0;
   for (const auto& c : e.inputs) inputs += EstimateEvalBytes(*c) + (c->kind == OpKind::kSource ? 0 : c->meta.nbytes());
   uint64_t own = e.kind == OpKind::kReshape ? 0 : e.meta.nbytes();

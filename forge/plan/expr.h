@@ -40,6 +40,9 @@ class CustomOp {
   virtual Result<Tensor> Run(const Expr& self) const;  // default: evaluate inputs, then Apply
   // Rough bytes of scratch memory Apply needs beyond inputs and output (for the writer's budget).
   virtual uint64_t ScratchBytes(const TensorMeta& /*out*/) const { return 0; }
+  // True when Run() reads its inputs in bounded ranges (evaluate_range.h) instead of materializing them:
+  // the budget then counts only the output and ScratchBytes.
+  virtual bool StreamsInputs() const { return false; }
 };
 
 enum class OpKind { kSource, kCast, kMoveAxis, kReshape, kStack, kConcat, kSlice, kAddConstant, kCustom };
