@@ -11,6 +11,7 @@
 #include "forge/base/fs_util.h"
 #include "forge/ckpt/tensor_names.h"
 #include "forge/plan/evaluate.h"
+#include "forge/plan/evaluate_range.h"
 
 namespace forge::graft {
 namespace {
@@ -51,23 +52,21 @@ bool IsTrunk(const std::string& name) {
   return p == ModelPart::kLanguageModel || p == ModelPart::kLmHead;
 }
 
-// Relative L2 difference of two float tensors of equal shape (their first rows for big matrices).
+// Relative L2 difference of two float tensors of equal shape (their first rows for big matrices: the first
+// kRowsPerSample rows of the last axis, so a stacked-expert tensor costs rows, not experts).
 Result<double> RelativeDifference(const plan::ExprPtr& a, const plan::ExprPtr& b) {
-  plan::ExprPtr ea = a, eb = b;
-  if (a->meta.shape.size() >= 2 && a->meta.shape[0] > kRowsPerSample) {
-    FORGE_ASSIGN_OR_RETURN(ea, plan::Slice(a, 0, 0, kRowsPerSample));
-    FORGE_ASSIGN_OR_RETURN(eb, plan::Slice(b, 0, 0, kRowsPerSample));
-  }
-  FORGE_ASSIGN_OR_RETURN(plan::Tensor ta, plan::Evaluate(*ea));
-  FORGE_ASSIGN_OR_RETURN(plan::Tensor tb, plan::Evaluate(*eb));
-  plan::ReleaseSources(*ea);  // samples of a whole checkpoint: keep only the one in hand resident
-  plan::ReleaseSources(*eb);
+  uint64_t n = a->meta.numel();
+  if (a->meta.shape.size() >= 2) n = std::min(n, kRowsPerSample * a->meta.shape.back());
+  std::vector<plan::SourceSpan> read;
+  FORGE_ASSIGN_OR_RETURN(plan::Tensor ta, plan::EvaluateRange(*a, 0, n, &read));
+  FORGE_ASSIGN_OR_RETURN(plan::Tensor tb, plan::EvaluateRange(*b, 0, n, &read));
   double diff = 0, norm = 0;
   for (uint64_t i = 0; i < ta.meta.numel(); ++i) {
     const double x = LoadAsF32(ta.meta.dtype, ta.data, i), y = LoadAsF32(tb.meta.dtype, tb.data, i);
     diff += (x - y) * (x - y);
     norm += y * y;
   }
+  plan::ReleaseSpans(read);  // samples of a whole checkpoint: keep only the one in hand resident
   return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-12);
 }
 

@@ -75,13 +75,19 @@ Result<nlohmann::json> WriteSurgery(const Checkpoint& src, const TrunkLayout& ou
       FORGE_ASSIGN_OR_RETURN(auto staged_ckpt, Checkpoint::Open(staged));
       verify::TrunkCheck tc = verify::CheckTrunk(src, *staged_ckpt);
       checks["trunk_tensors_identical"] = tc.compared;
+      checks["trunk_tensors_linked"] = tc.linked;
       checks["trunk_bytes_compared"] = tc.bytes_compared;
       if (!tc.ok()) {
         return Status::Error(ExitCode::kVerifyFailed, fmt::format("trunk check failed on the staged output: {}", tc.mismatches.front()));
       }
     }
-    FORGE_ASSIGN_OR_RETURN(nlohmann::json manifest, verify::BuildManifest(staged));
+    std::vector<std::string> link_sources;
+    if (sw.link) link_sources.push_back(src.dir());
+    FORGE_ASSIGN_OR_RETURN(nlohmann::json manifest, verify::BuildManifest(staged, link_sources));
     checks["manifest_files"] = manifest["files"].size();
+    int unhashed = 0;
+    for (const auto& f : manifest["files"]) unhashed += f.contains("crc32") ? 0 : 1;
+    checks["manifest_files_size_only"] = unhashed;
     return WriteTextFile((fs::path(staged) / verify::kManifestName).string(), manifest.dump(2) + "\n");
   };
   plan::LinkReport links;

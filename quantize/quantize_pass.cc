@@ -76,11 +76,7 @@ class ModuleJob {
     Help();
     std::lock_guard<std::mutex> lock(mu_);
     if (!status_.ok()) return status_;
-    plan::Tensor out = parts_[part];
-    if (++taken_ == parts()) {
-      for (auto& t : parts_) t = plan::Tensor();  // every part handed out: free them
-    }
-    return out;
+    return std::move(parts_[part]);  // each part is asked for once: it lives on only in the writer's hands
   }
 
  private:
@@ -183,7 +179,6 @@ class ModuleJob {
   std::atomic<size_t> next_{0};
   size_t done_ = 0;
   Status status_;
-  int taken_ = 0;
   plan::Tensor parts_[3];
 };
 
@@ -196,6 +191,7 @@ class QuantPartOp : public plan::CustomOp {
   }
   Result<plan::Tensor> Run(const plan::Expr& /*self*/) const override { return job_->Take(part_); }
   bool StreamsInputs() const override { return true; }
+  const void* SharedComputation() const override { return job_.get(); }
   uint64_t ScratchBytes(const plan::TensorMeta& /*out*/) const override { return ModuleJob::WorkingBytes(); }
 
  private:

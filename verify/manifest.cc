@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -90,15 +91,52 @@ std::string Crc32Hex(const uint8_t* data, uint64_t n) {
   return fmt::format("{:08x}", static_cast<uint32_t>(crc));
 }
 
-Result<nlohmann::json> BuildManifest(const std::string& dir) {
+namespace {
+
+// The manifest a directory already has, or null (absent or unreadable: then nothing is inherited).
+nlohmann::json ExistingManifest(const std::string& dir) {
+  auto text = ReadTextFile((fs::path(dir) / kManifestName).string());
+  if (!text.ok()) return nullptr;
+  auto m = nlohmann::json::parse(*text, nullptr, false);
+  return m.is_object() && m.contains("files") && m["files"].is_object() ? m : nlohmann::json(nullptr);
+}
+
+}  // namespace
+
+Result<nlohmann::json> BuildManifest(const std::string& dir, const std::vector<std::string>& link_sources) {
   nlohmann::json files = nlohmann::json::object(), tensors = nlohmann::json::object();
+  std::map<std::string, const nlohmann::json*> linked;  // file -> the source manifest it inherits from (or null)
+  std::map<std::string, nlohmann::json> source_manifests;
   for (const auto& name : ListFiles(dir)) {
-    FORGE_ASSIGN_OR_RETURN(FileDigest d, DigestFile((fs::path(dir) / name).string(), true));
+    const std::string path = (fs::path(dir) / name).string();
+    auto src = std::find_if(link_sources.begin(), link_sources.end(),
+                            [&](const std::string& s) { return SameFile(path, (fs::path(s) / name).string()); });
+    if (src != link_sources.end()) {
+      auto [it, fresh] = source_manifests.try_emplace(*src);
+      if (fresh) it->second = ExistingManifest(*src);
+      const nlohmann::json& m = it->second;
+      const uint64_t bytes = fs::file_size(path);
+      if (!m.is_null() && m["files"].contains(name) && m["files"][name].value("bytes", uint64_t{0}) == bytes) {
+        files[name] = m["files"][name];
+        linked[name] = &m;
+      } else {
+        files[name] = {{"bytes", bytes}, {"linked_from", (fs::path(*src) / name).string()}};
+        linked[name] = nullptr;
+      }
+      continue;
+    }
+    FORGE_ASSIGN_OR_RETURN(FileDigest d, DigestFile(path, true));
     files[name] = {{"bytes", d.bytes}, {"sha1", d.sha1}, {"crc32", d.crc32}};
   }
   FORGE_ASSIGN_OR_RETURN(auto ckpt, Checkpoint::Open(dir));
   for (const auto& [name, ref] : ckpt->tensors()) {
-    tensors[name] = {{"file", fs::path(ref.file->path()).filename().string()},
+    const std::string file = fs::path(ref.file->path()).filename().string();
+    if (auto l = linked.find(file); l != linked.end()) {
+      const nlohmann::json* m = l->second;
+      if (m && m->contains("tensors") && (*m)["tensors"].contains(name)) tensors[name] = (*m)["tensors"][name];
+      continue;
+    }
+    tensors[name] = {{"file", file},
                      {"dtype", std::string(DTypeName(ref.info->dtype))},
                      {"shape", ref.info->shape},
                      {"sha1", TensorSha1(*ref.file, *ref.info)}};
@@ -124,9 +162,17 @@ Result<ManifestCheck> CheckManifest(const std::string& dir, bool fast) {
       c.mismatches.push_back(fmt::format("{}: missing", it.key()));
       continue;
     }
+    ++c.files_checked;
+    if (!it->contains("crc32")) {  // a linked file recorded by size alone
+      ++c.size_only;
+      const uint64_t size = fs::file_size(file);
+      if (size != it->value("bytes", uint64_t{0})) {
+        c.mismatches.push_back(fmt::format("{}: {} bytes, manifest says {}", it.key(), size, it->value("bytes", uint64_t{0})));
+      }
+      continue;
+    }
     auto d = DigestFile(file, !fast);
     if (!d.ok()) return d.status();
-    ++c.files_checked;
     if (d->bytes != it->value("bytes", uint64_t{0})) {
       c.mismatches.push_back(fmt::format("{}: {} bytes, manifest says {}", it.key(), d->bytes, it->value("bytes", uint64_t{0})));
     } else if (d->crc32 != it->value("crc32", "")) {

@@ -15,11 +15,15 @@ namespace forge::verify {
 
 inline constexpr const char* kManifestName = "forge-manifest.json";
 
-Result<nlohmann::json> BuildManifest(const std::string& dir);
+// `link_sources`: directories whose files the output may hard-link (graft --link). A linked file is not
+// read: its entry (and its tensors') comes from that source's own manifest when it has one for the same
+// bytes, else the entry records only the size and "linked_from", and `forge manifest DIR` hashes it later.
+Result<nlohmann::json> BuildManifest(const std::string& dir, const std::vector<std::string>& link_sources = {});
 
 struct ManifestCheck {
   std::vector<std::string> mismatches;  // one line each: what differs
   int files_checked = 0, tensors_checked = 0;
+  int size_only = 0;  // linked files the manifest records by size alone
   bool ok() const { return mismatches.empty(); }
 };
 

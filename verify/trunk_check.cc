@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 #include <fmt/format.h>
 
+#include "forge/base/fs_util.h"
 #include "forge/ckpt/tensor_names.h"
 
 namespace forge::verify {
@@ -17,6 +19,7 @@ bool IsMtp(const std::string& name) { return SplitTensorName(name).part == Model
 
 TrunkCheck CheckTrunk(const Checkpoint& src, const Checkpoint& out) {
   TrunkCheck c;
+  std::map<std::pair<std::string, std::string>, bool> same_file;  // (out file, src file) -> one inode
   for (const auto& [name, ref] : out.tensors()) {
     if (IsMtp(name)) continue;
     auto s = src.Find(name);
@@ -26,6 +29,15 @@ TrunkCheck CheckTrunk(const Checkpoint& src, const Checkpoint& out) {
     }
     if (s->info->dtype != ref.info->dtype || s->info->shape != ref.info->shape) {
       c.mismatches.push_back(fmt::format("{}: dtype or shape differs from the source", name));
+      continue;
+    }
+    auto key = std::make_pair(ref.file->path(), s->file->path());
+    auto it = same_file.find(key);
+    if (it == same_file.end()) it = same_file.emplace(key, SameFile(key.first, key.second)).first;
+    const uint64_t a_begin = ref.file->header().data_start + ref.info->begin;
+    if (it->second && a_begin == s->file->header().data_start + s->info->begin) {
+      ++c.compared;
+      ++c.linked;
       continue;
     }
     const uint8_t *a = ref.file->Data(*ref.info), *b = s->file->Data(*s->info);

@@ -36,6 +36,8 @@ class StagedDir {
 // True when `inner` is `outer` or lies below it (both resolved; `inner` need not exist yet).
 bool PathIsInside(const std::string& inner, const std::string& outer);
 Status CopyFileTo(const std::string& src, const std::string& dst);
+// True when both paths name the same file (one inode: a hard link), so its bytes are identical by construction.
+bool SameFile(const std::string& a, const std::string& b);
 Status WriteTextFile(const std::string& path, const std::string& text);
 Result<std::string> ReadTextFile(const std::string& path, size_t max_bytes = 64u << 20);
 Status FsyncPath(const std::string& path);

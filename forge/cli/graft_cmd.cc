@@ -88,10 +88,17 @@ int RunGraft(const GraftCliOptions& c) {
   } else {
     for (const auto& n : g->notes) std::printf("%s\n", n.c_str());
     std::printf("lineage: %s (median relative L2 %.4f)\n", g->fit.lineage.verdict.c_str(), g->fit.lineage.median_relative_l2);
-    std::printf("wrote %s: %zu head tensors; %d trunk files %s, %llu bytes written in %.2f s; trunk check: %d tensors identical; manifest written\n",
+    const auto& checks = (*rep)["checks"];
+    std::printf("wrote %s: %zu head tensors; %d trunk files %s, %llu bytes written in %.2f s; trunk check: %d tensors identical"
+                " (%d by hard link); manifest written\n",
                 (*rep)["out"].get<std::string>().c_str(), g->head.size(), static_cast<int>((*rep)["carried_files"].get<size_t>()),
                 c.link ? "linked" : "copied", static_cast<unsigned long long>((*rep)["bytes_written"].get<uint64_t>()),
-                (*rep)["seconds"].get<double>(), (*rep)["checks"].value("trunk_tensors_identical", 0));
+                (*rep)["seconds"].get<double>(), checks.value("trunk_tensors_identical", 0), checks.value("trunk_tensors_linked", 0));
+    if (checks.value("manifest_files_size_only", 0) > 0) {
+      std::printf("manifest: %d linked trunk files recorded by size (the source has no forge manifest to inherit "
+                  "hashes from); `forge manifest %s` hashes them\n",
+                  checks.value("manifest_files_size_only", 0), (*rep)["out"].get<std::string>().c_str());
+    }
   }
   return 0;
 }

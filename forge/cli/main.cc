@@ -1,11 +1,17 @@
 // forge: offline surgery on Qwen3.5/3.6 MTP checkpoints. Parses the command line and maps results to the
 // documented exit codes (README "Exit codes"); the commands themselves live in *_cmd.cc.
+#include <malloc.h>
+
 #include <cstdio>
 
 #include "forge/base/status.h"
 #include "forge/cli/commands.h"
 
 int main(int argc, char** argv) {
+  // Tensors and chunks of megabytes come and go for the whole run, allocated on one writer thread and freed
+  // on another. glibc's adaptive threshold would serve them from per-thread heaps that fragment and never
+  // shrink (resident memory then grows with the model); a fixed threshold maps each one and unmaps it when freed.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   CLI::App app{"forge: inspect, convert, quantize, graft and verify Qwen3.5/3.6 MTP checkpoints", "forge"};
   app.set_version_flag("--version", std::string("forge ") + FORGE_VERSION);
   app.require_subcommand(1);

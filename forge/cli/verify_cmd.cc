@@ -75,8 +75,13 @@ int RunVerify(const VerifyOptions& o) {
     auto c = verify::CheckManifest(o.dir, o.fast);
     if (!c.ok()) return ReportError(c.status(), o.flags);
     return Report(c->mismatches,
-                  {{"files_checked", c->files_checked}, {"tensors_checked", c->tensors_checked}}, o.flags,
-                  fmt::format("manifest {}{}", o.dir, o.fast ? " (fast: sizes and crc32)" : ""));
+                  {{"files_checked", c->files_checked}, {"tensors_checked", c->tensors_checked},
+                   {"files_size_only", c->size_only}},
+                  o.flags,
+                  fmt::format("manifest {}{}{}", o.dir, o.fast ? " (fast: sizes and crc32)" : "",
+                              c->size_only ? fmt::format(" ({} linked files recorded by size only: `forge manifest {}` "
+                                                         "hashes them)", c->size_only, o.dir)
+                                           : ""));
   }
   if (!o.trunk_of.empty()) {
     auto src = Checkpoint::Open(o.trunk_of);

@@ -43,6 +43,10 @@ class CustomOp {
   // True when Run() reads its inputs in bounded ranges (evaluate_range.h) instead of materializing them:
   // the budget then counts only the output and ScratchBytes.
   virtual bool StreamsInputs() const { return false; }
+  // Ops that hand out parts of one shared computation return its identity: the writer then schedules those
+  // parts one after another (wherever the file layout puts them), so a computation's results live only
+  // until all its parts are written.
+  virtual const void* SharedComputation() const { return nullptr; }
 };
 
 enum class OpKind { kSource, kCast, kMoveAxis, kReshape, kStack, kConcat, kSlice, kAddConstant, kCustom };

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <variant>
 
 #include <fmt/format.h>
 
@@ -127,6 +128,35 @@ void AddPieces(const PlannedTensor& t, const st::TensorInfo& slot, const OpenSha
   for (const auto& [b, end] : SplitRanges(numel, granule, chunk / es)) out->push_back({&t, &slot, &shard, b, end});
 }
 
+// Pieces in file order, except that the parts of one shared computation (CustomOp::SharedComputation)
+// move up to the first of them: a layout sorted by dtype puts a quantized weight's codes far from its
+// scales, and holding every module's results until the scales come would cost memory with the model.
+std::vector<Piece> GroupSharedComputations(std::vector<Piece> pieces) {
+  std::map<const void*, std::vector<Piece>> shared;
+  std::vector<std::variant<Piece, const void*>> order;
+  for (const Piece& p : pieces) {
+    const Expr& e = *p.tensor->expr;
+    const void* key = e.kind == OpKind::kCustom ? e.custom->SharedComputation() : nullptr;
+    if (key == nullptr) {
+      order.emplace_back(p);
+      continue;
+    }
+    auto& group = shared[key];
+    if (group.empty()) order.emplace_back(key);
+    group.push_back(p);
+  }
+  std::vector<Piece> out;
+  out.reserve(pieces.size());
+  for (const auto& o : order) {
+    if (const Piece* single = std::get_if<Piece>(&o)) {
+      out.push_back(*single);
+    } else {
+      for (const Piece& part : shared[std::get<const void*>(o)]) out.push_back(part);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string DumpJson(const nlohmann::json& j) { return j.dump(2) + "\n"; }
@@ -203,6 +233,7 @@ Result<WriteReport> WriteLayout(const Plan& plan, const OutputLayout& layout, co
       AddPieces(plan.tensors[shards[s].plan_index[i]], shards[s].layout[i], open[s], options.chunk_bytes, &pieces);
     }
   }
+  pieces = GroupSharedComputations(std::move(pieces));
   {
     ByteBudget budget(options.memory_budget);
     Progress progress("writing", report.tensor_bytes, options.progress);

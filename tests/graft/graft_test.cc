@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "forge/base/float_access.h"
+#include "forge/base/fs_util.h"
 #include "forge/plan/writer.h"
 #include "graft/convert.h"
 #include "graft/head_surgery.h"
@@ -182,6 +183,48 @@ TEST(Graft, SidecarAndLink) {
   ASSERT_EQ(::stat((src + "/model.safetensors").c_str(), &b), 0);
   EXPECT_EQ(a.st_ino, b.st_ino);  // hard link: no bytes copied
   EXPECT_EQ(g.write["linked_files"], 1);
+}
+
+// A --link graft reads only what it wrote: the trunk check takes the linked trunk as identical by inode,
+// and the manifest records the linked file by size (no source manifest) or inherits the source's hashes.
+TEST(Graft, LinkedTrunkIsNeitherComparedNorHashed) {
+  TempDir t;
+  const std::string src = MlxCopy(t, "moe-vlm-finetune-nomtp", "ft-mlx");
+  GraftOptions o;
+  o.sidecar = true;
+  auto g = DoGraft(src, FixturePath("moe-vlm-hf"), t.Sub("g1"), o, /*link=*/true);
+  const auto& checks = g.write["checks"];
+  const int trunk = checks["trunk_tensors_identical"];
+  EXPECT_GT(trunk, 20);
+  EXPECT_EQ(checks["trunk_tensors_linked"], trunk);
+  EXPECT_EQ(checks["manifest_files_size_only"], 1);
+  auto m1 = nlohmann::json::parse(ReadTextFile(t.Sub("g1/") + verify::kManifestName).value());
+  EXPECT_FALSE(m1["files"]["model.safetensors"].contains("sha1"));
+  EXPECT_EQ(m1["files"]["model.safetensors"]["linked_from"], src + "/model.safetensors");
+  EXPECT_TRUE(m1["files"]["mtp.safetensors"].contains("sha1"));  // what it wrote is hashed
+  auto c1 = verify::CheckManifest(t.Sub("g1"), false);
+  ASSERT_TRUE(c1.ok());
+  EXPECT_TRUE(c1->ok());
+  EXPECT_EQ(c1->size_only, 1);
+
+  // With a manifest in the source, the linked entries are the source's own.
+  auto src_manifest = verify::BuildManifest(src);
+  ASSERT_TRUE(src_manifest.ok());
+  ASSERT_TRUE(WriteTextFile(src + "/" + verify::kManifestName, src_manifest->dump(2)).ok());
+  auto g2 = DoGraft(src, FixturePath("moe-vlm-hf"), t.Sub("g2"), o, /*link=*/true);
+  EXPECT_EQ(g2.write["checks"]["manifest_files_size_only"], 0);
+  auto m2 = nlohmann::json::parse(ReadTextFile(t.Sub("g2/") + verify::kManifestName).value());
+  EXPECT_EQ(m2["files"]["model.safetensors"], (*src_manifest)["files"]["model.safetensors"]);
+  int inherited = 0;
+  for (auto it = (*src_manifest)["tensors"].begin(); it != (*src_manifest)["tensors"].end(); ++it) {
+    EXPECT_EQ(m2["tensors"][it.key()], it.value()) << it.key();
+    ++inherited;
+  }
+  EXPECT_EQ(inherited, trunk);
+  auto c2 = verify::CheckManifest(t.Sub("g2"), false);
+  ASSERT_TRUE(c2.ok());
+  EXPECT_TRUE(c2->ok()) << c2->mismatches.front();
+  EXPECT_EQ(c2->size_only, 0);
 }
 
 TEST(Graft, UnrelatedDonorIsRefusedWithTheList) {
