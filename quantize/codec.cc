@@ -69,20 +69,6 @@ DType DefaultDequantDType(const QuantParams& p, DType scales_dtype) {
   return p.mode == QuantMode::kAffine ? scales_dtype : DType::kBF16;
 }
 
-namespace {
-
-// One row of the input as float32 (exact for every input dtype).
-void WidenRow(DType dtype, const uint8_t* row, uint64_t k, float* out) {
-  switch (dtype) {
-    case DType::kBF16: simd::WidenBf16(row, static_cast<int64_t>(k), out); return;
-    case DType::kF32: std::memcpy(out, row, k * 4); return;
-    default:
-      for (uint64_t i = 0; i < k; ++i) out[i] = LoadAsF32(dtype, row, i);
-  }
-}
-
-}  // namespace
-
 void QuantizeRows(const QuantParams& p, Rules rules, DType dtype, const uint8_t* in, uint64_t rows, uint64_t k,
                   uint8_t* packed, uint8_t* scales, uint8_t* biases) {
   const uint64_t groups = k / static_cast<uint64_t>(p.group_size);
@@ -92,7 +78,7 @@ void QuantizeRows(const QuantParams& p, Rules rules, DType dtype, const uint8_t*
   std::vector<uint8_t> bytes(groups);
   const RowScales row_scales{scale.data(), bias.data(), bytes.data()};
   for (uint64_t r = 0; r < rows; ++r) {
-    WidenRow(dtype, in + r * in_row, k, w.data());
+    simd::WidenToF32(dtype, in + r * in_row, static_cast<int64_t>(k), w.data());
     QuantizeRowF32(p, rules, dtype, w.data(), k, codes.data(), row_scales);
     PackRow(codes.data(), k, p.bits, packed + r * row_bytes);
     if (p.mode == QuantMode::kAffine) {

@@ -118,21 +118,20 @@ class ModuleJob {
   }
 
   void RunChunk(Chunk* c) {
+    std::vector<plan::SourceSpan> read;
+    c->status = QuantizeChunk(c, &read);
+    plan::ReleaseSpans(read);  // on every path: the chunk's source pages are done with
+  }
+
+  Status QuantizeChunk(Chunk* c, std::vector<plan::SourceSpan>* read) {
     const DType dt = input_->meta.dtype;
     const uint64_t rows = c->row_end - c->row_begin, n = rows * k_;
-    std::vector<plan::SourceSpan> read;
-    Result<plan::Tensor> in = plan::EvaluateRange(*input_, c->row_begin * k_, c->row_end * k_, &read);
-    if (!in.ok()) {
-      c->status = in.status();
-      return;
-    }
-    const uint64_t bad = FirstNonFinite(dt, in->data, n);
+    FORGE_ASSIGN_OR_RETURN(plan::Tensor in, plan::EvaluateRange(*input_, c->row_begin * k_, c->row_end * k_, read));
+    const uint64_t bad = FirstNonFinite(dt, in.data, n);
     if (bad < n) {
-      const uint64_t at = c->row_begin * k_ + bad;
-      c->status = Status::Invalid(fmt::format("element {} is {}: refusing to quantize (MLX would silently produce "
-                                              "garbage)", at, LoadAsF32(dt, in->data, bad)),
-                                  {}, name_);
-      return;
+      return Status::Invalid(fmt::format("element {} is {}: refusing to quantize (MLX would silently produce garbage)",
+                                         c->row_begin * k_ + bad, LoadAsF32(dt, in.data, bad)),
+                             {}, name_);
     }
     const DType sdt = ScalesDType(p_, dt);
     const uint64_t groups = k_ / static_cast<uint64_t>(p_.group_size), scale_bytes = DTypeBits(sdt) / 8;
@@ -140,14 +139,14 @@ class ModuleJob {
     uint8_t* packed = parts_[0].mutable_data() + r0 * packed_row;
     uint8_t* scales = parts_[1].mutable_data() + r0 * groups * scale_bytes;
     uint8_t* biases = parts() == 3 ? parts_[2].mutable_data() + r0 * groups * scale_bytes : nullptr;
-    QuantizeRows(p_, rules_, dt, in->data, rows, k_, packed, scales, biases);
+    QuantizeRows(p_, rules_, dt, in.data, rows, k_, packed, scales, biases);
     if (fidelity_) {
       std::vector<float> orig(n), recon(n);
-      for (uint64_t i = 0; i < n; ++i) orig[i] = LoadAsF32(dt, in->data, i);
+      for (uint64_t i = 0; i < n; ++i) orig[i] = LoadAsF32(dt, in.data, i);
       DequantizeRows(p_, sdt, packed, scales, biases, rows, k_, DType::kF32, reinterpret_cast<uint8_t*>(recon.data()));
       c->fidelity.Add(orig.data(), recon.data(), n);
     }
-    plan::ReleaseSpans(read);
+    return Status();
   }
 
   // Under mu_, once: the first error in chunk order, or the fidelity of the whole tensor.

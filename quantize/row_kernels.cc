@@ -103,7 +103,7 @@ FORGE_INLINE float MinLane(V16 v) {
   return m;
 }
 
-// One affine group; false (nothing written) when it holds NaN or infinity.
+// One affine group; false when it holds NaN or infinity (the caller redoes it with the scalar code).
 FORGE_INLINE bool AffineGroupV(Rules rules, const float* w, int g, int bits, uint32_t* codes, float* scale,
                                float* bias) {
   V16 hi = Load16(w), lo = hi;
@@ -133,7 +133,7 @@ FORGE_INLINE bool AffineGroupV(Rules rules, const float* w, int g, int bits, uin
   return true;
 }
 
-// One mxfp4 / mxfp8 / nvfp4 group; false when it holds NaN or infinity.
+// One mxfp4 / mxfp8 / nvfp4 group; false (codes possibly half written) when the scalar code must redo it.
 FORGE_INLINE bool FpGroupV(QuantMode mode, Rules rules, DType t, const float* w, int g, uint32_t* codes,
                            uint8_t* byte) {
   V16 amax = {};
@@ -169,36 +169,28 @@ FORGE_INLINE bool FpGroupV(QuantMode mode, Rules rules, DType t, const float* w,
   return true;
 }
 
-FORGE_HOT void QuantizeRowVector(const QuantParams& p, Rules rules, DType t, const float* w, uint64_t k,
-                                 uint32_t* codes, const RowScales& out) {
-  const int g = p.group_size;
-  const uint64_t groups = k / static_cast<uint64_t>(g);
-  for (uint64_t gi = 0; gi < groups; ++gi) {
-    const float* wg = w + gi * static_cast<uint64_t>(g);
-    uint32_t* cg = codes + gi * static_cast<uint64_t>(g);
-    if (p.mode == QuantMode::kAffine) {
-      if (!AffineGroupV(rules, wg, g, p.bits, cg, &out.scale[gi], &out.bias[gi])) {
-        AffineGroup(rules, wg, g, p.bits, cg, &out.scale[gi], &out.bias[gi]);
-      }
-    } else if (!FpGroupV(p.mode, rules, t, wg, g, cg, &out.byte[gi])) {
-      out.byte[gi] = p.mode == QuantMode::kNvfp4 ? Nvfp4Group(rules, t, wg, cg)
-                                                 : MxfpGroup(rules, t, p.mode == QuantMode::kMxfp8, wg, cg);
-    }
+// groups.h for group gi of a row.
+void ScalarGroup(const QuantParams& p, Rules rules, DType t, const float* wg, uint32_t* cg, const RowScales& out,
+                 uint64_t gi) {
+  switch (p.mode) {
+    case QuantMode::kAffine: AffineGroup(rules, wg, p.group_size, p.bits, cg, &out.scale[gi], &out.bias[gi]); break;
+    case QuantMode::kMxfp4:
+    case QuantMode::kMxfp8: out.byte[gi] = MxfpGroup(rules, t, p.mode == QuantMode::kMxfp8, wg, cg); break;
+    case QuantMode::kNvfp4: out.byte[gi] = Nvfp4Group(rules, t, wg, cg); break;
   }
 }
 
-void QuantizeRowScalar(const QuantParams& p, Rules rules, DType t, const float* w, uint64_t k, uint32_t* codes,
-                       const RowScales& out) {
-  const int g = p.group_size;
-  for (uint64_t gi = 0; gi < k / static_cast<uint64_t>(g); ++gi) {
-    const float* wg = w + gi * static_cast<uint64_t>(g);
-    uint32_t* cg = codes + gi * static_cast<uint64_t>(g);
-    switch (p.mode) {
-      case QuantMode::kAffine: AffineGroup(rules, wg, g, p.bits, cg, &out.scale[gi], &out.bias[gi]); break;
-      case QuantMode::kMxfp4:
-      case QuantMode::kMxfp8: out.byte[gi] = MxfpGroup(rules, t, p.mode == QuantMode::kMxfp8, wg, cg); break;
-      case QuantMode::kNvfp4: out.byte[gi] = Nvfp4Group(rules, t, wg, cg); break;
-    }
+// `vector`: try each group with the vector code first (it declines groups holding NaN or infinity).
+FORGE_HOT void QuantizeRowGroups(const QuantParams& p, Rules rules, DType t, const float* w, uint64_t k,
+                                 uint32_t* codes, const RowScales& out, bool vector) {
+  const uint64_t g = static_cast<uint64_t>(p.group_size);
+  for (uint64_t gi = 0; gi < k / g; ++gi) {
+    const float* wg = w + gi * g;
+    uint32_t* cg = codes + gi * g;
+    const bool done = vector && (p.mode == QuantMode::kAffine
+                                     ? AffineGroupV(rules, wg, p.group_size, p.bits, cg, &out.scale[gi], &out.bias[gi])
+                                     : FpGroupV(p.mode, rules, t, wg, p.group_size, cg, &out.byte[gi]));
+    if (!done) ScalarGroup(p, rules, t, wg, cg, out, gi);
   }
 }
 
@@ -208,11 +200,7 @@ void QuantizeRowF32(const QuantParams& p, Rules rules, DType t, const float* w, 
                     const RowScales& out) {
   const bool vector_ok = p.group_size % kLanes == 0 &&
                          (p.mode == QuantMode::kAffine || rules == Rules::kMlxGpu || t != DType::kF16);
-  if (vector_ok) {
-    QuantizeRowVector(p, rules, t, w, k, codes, out);
-  } else {
-    QuantizeRowScalar(p, rules, t, w, k, codes, out);
-  }
+  QuantizeRowGroups(p, rules, t, w, k, codes, out, vector_ok);
 }
 
 namespace {

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "forge/base/float_access.h"
+
 // 64-byte vectors only travel between always-inlined helpers inside one cloned function, so the calling-
 // convention note GCC prints for them (-Wpsabi) concerns calls that never happen.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -51,6 +53,16 @@ FORGE_INLINE void WidenBf16(const uint8_t* p, int64_t n, float* out) {
     std::memcpy(&h, p + 2 * i, 2);
     const uint32_t u = static_cast<uint32_t>(h) << 16;
     std::memcpy(out + i, &u, 4);
+  }
+}
+
+// n elements of any float dtype as float32 (exact): bf16 widened in vectors, f32 copied, others one by one.
+FORGE_INLINE void WidenToF32(DType dtype, const uint8_t* p, int64_t n, float* out) {
+  switch (dtype) {
+    case DType::kBF16: WidenBf16(p, n, out); return;
+    case DType::kF32: std::memcpy(out, p, static_cast<size_t>(n) * 4); return;
+    default:
+      for (int64_t i = 0; i < n; ++i) out[i] = LoadAsF32(dtype, p, static_cast<uint64_t>(i));
   }
 }
 

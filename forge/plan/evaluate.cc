@@ -40,9 +40,7 @@ Tensor MoveAxisOf(const Tensor& in, const TensorMeta& out_meta, int from, int to
   return out;
 }
 
-namespace {
-
-Tensor DoSlice(const Tensor& in, const TensorMeta& out_meta, int axis, uint64_t start) {
+Tensor SliceOf(const Tensor& in, const TensorMeta& out_meta, int axis, uint64_t start) {
   Tensor out = Tensor::Allocate(out_meta);
   const Shape& s = in.meta.shape;
   uint64_t outer = 1, inner = ElemBytes(in.meta.dtype);
@@ -55,7 +53,35 @@ Tensor DoSlice(const Tensor& in, const TensorMeta& out_meta, int axis, uint64_t 
   return out;
 }
 
-}  // namespace
+// outer x (sum of the parts' blocks along axis) x inner
+Tensor ConcatOf(const std::vector<Tensor>& parts, const TensorMeta& out_meta, int axis) {
+  Tensor out = Tensor::Allocate(out_meta);
+  uint64_t outer = 1, inner = ElemBytes(out_meta.dtype);
+  for (int i = 0; i < axis; ++i) outer *= out_meta.shape[i];
+  for (size_t i = axis + 1; i < out_meta.shape.size(); ++i) inner *= out_meta.shape[i];
+  uint8_t* dst = out.mutable_data();
+  for (uint64_t o = 0; o < outer; ++o) {
+    for (const auto& part : parts) {
+      const uint64_t block = part.meta.shape[axis] * inner;
+      std::memcpy(dst, part.data + o * block, block);
+      dst += block;
+    }
+  }
+  return out;
+}
+
+// Cast rounds f32(x) to the output dtype; the norm shift rounds f32(x) + c once. (A cast adds nothing, not
+// even 0, which would turn -0 into +0.)
+Tensor ElementwiseOf(const Expr& e, const Tensor& in, const TensorMeta& out_meta) {
+  Tensor out = Tensor::Allocate(out_meta);
+  const uint64_t n = out_meta.numel();
+  const float c = static_cast<float>(e.constant);
+  for (uint64_t i = 0; i < n; ++i) {
+    const float x = LoadAsF32(in.meta.dtype, in.data, i);
+    StoreFromF32(out_meta.dtype, out.mutable_data(), i, e.kind == OpKind::kAddConstant ? x + c : x);
+  }
+  return out;
+}
 
 Tensor Tensor::Allocate(TensorMeta meta) {
   Tensor t;
@@ -92,23 +118,10 @@ Result<Tensor> Evaluate(const Expr& e) {
     in.push_back(std::move(t));
   }
   switch (e.kind) {
-    case OpKind::kCast: {
-      Tensor out = Tensor::Allocate(e.meta);
-      const uint64_t n = e.meta.numel();
-      for (uint64_t i = 0; i < n; ++i) StoreFromF32(e.meta.dtype, out.mutable_data(), i, LoadAsF32(in[0].meta.dtype, in[0].data, i));
-      return out;
-    }
-    case OpKind::kAddConstant: {
-      Tensor out = Tensor::Allocate(e.meta);
-      const uint64_t n = e.meta.numel();
-      const float c = static_cast<float>(e.constant);
-      for (uint64_t i = 0; i < n; ++i) {
-        StoreFromF32(e.meta.dtype, out.mutable_data(), i, LoadAsF32(in[0].meta.dtype, in[0].data, i) + c);
-      }
-      return out;
-    }
+    case OpKind::kCast:
+    case OpKind::kAddConstant: return ElementwiseOf(e, in[0], e.meta);
     case OpKind::kMoveAxis: return MoveAxisOf(in[0], e.meta, e.axis, e.axis_to);
-    case OpKind::kSlice: return DoSlice(in[0], e.meta, e.axis, e.start);
+    case OpKind::kSlice: return SliceOf(in[0], e.meta, e.axis, e.start);
     case OpKind::kReshape: {
       Tensor out = in[0];
       out.meta = e.meta;
@@ -120,22 +133,7 @@ Result<Tensor> Evaluate(const Expr& e) {
       for (size_t i = 0; i < in.size(); ++i) std::memcpy(out.mutable_data() + i * part, in[i].data, part);
       return out;
     }
-    case OpKind::kConcat: {
-      // outer x (sum of the parts' blocks along axis) x inner
-      Tensor out = Tensor::Allocate(e.meta);
-      uint64_t outer = 1, inner = static_cast<uint64_t>(DTypeBits(e.meta.dtype)) / 8;
-      for (int i = 0; i < e.axis; ++i) outer *= e.meta.shape[i];
-      for (size_t i = e.axis + 1; i < e.meta.shape.size(); ++i) inner *= e.meta.shape[i];
-      uint8_t* dst = out.mutable_data();
-      for (uint64_t o = 0; o < outer; ++o) {
-        for (const auto& part : in) {
-          const uint64_t block = part.meta.shape[e.axis] * inner;
-          std::memcpy(dst, part.data + o * block, block);
-          dst += block;
-        }
-      }
-      return out;
-    }
+    case OpKind::kConcat: return ConcatOf(in, e.meta, e.axis);
     case OpKind::kCustom: break;  // handled above
     case OpKind::kSource: break;
   }

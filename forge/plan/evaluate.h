@@ -23,8 +23,12 @@ struct Tensor {
 
 Result<Tensor> Evaluate(const Expr& e);
 
-// Moves axis `from` of `in` to position `to` (out_meta: the result's), for Evaluate and EvaluateRange.
+// The byte-moving and elementwise kernels of Evaluate on materialized inputs (`out_meta`: the result's).
+// EvaluateRange runs them on pieces whose leading axes are collapsed into one.
 Tensor MoveAxisOf(const Tensor& in, const TensorMeta& out_meta, int from, int to);
+Tensor SliceOf(const Tensor& in, const TensorMeta& out_meta, int axis, uint64_t start);
+Tensor ConcatOf(const std::vector<Tensor>& parts, const TensorMeta& out_meta, int axis);
+Tensor ElementwiseOf(const Expr& cast_or_add_constant, const Tensor& in, const TensorMeta& out_meta);
 
 // Peak bytes an evaluation may hold at once (inputs materialized + output), for the writer's budget.
 uint64_t EstimateEvalBytes(const Expr& e);

@@ -95,13 +95,7 @@ Result<Tensor> EvaluateRange(const Expr& e, uint64_t begin, uint64_t end, std::v
     case OpKind::kCast:
     case OpKind::kAddConstant: {
       FORGE_ASSIGN_OR_RETURN(Tensor in, EvaluateRange(*e.inputs[0], begin, end, read));
-      Tensor out = Tensor::Allocate({dt, {n}});
-      const float c = e.kind == OpKind::kAddConstant ? static_cast<float>(e.constant) : 0.0f;
-      for (uint64_t i = 0; i < n; ++i) {
-        const float x = LoadAsF32(in.meta.dtype, in.data, i);
-        StoreFromF32(dt, out.mutable_data(), i, e.kind == OpKind::kAddConstant ? x + c : x);
-      }
-      return out;
+      return ElementwiseOf(e, in, {dt, {n}});
     }
     case OpKind::kReshape: return EvaluateRange(*e.inputs[0], begin, end, read);
     case OpKind::kStack:
@@ -119,22 +113,17 @@ Result<Tensor> EvaluateRange(const Expr& e, uint64_t begin, uint64_t end, std::v
         }
         return Concatenated(std::move(pieces), dt, n);
       }
+      // Whole outer indices [o0, o1): ConcatOf on [outer, block] views of each part's blocks for them.
       const uint64_t block = BlockFrom(e.meta.shape, e.axis), o0 = begin / block, o1 = end / block;
       std::vector<Tensor> parts;
       for (const auto& p : e.inputs) {
         const uint64_t pb = BlockFrom(p->meta.shape, e.axis);
         FORGE_ASSIGN_OR_RETURN(Tensor t, EvaluateRange(*p, o0 * pb, o1 * pb, read));
+        t.meta.shape = {o1 - o0, pb};
         parts.push_back(std::move(t));
       }
-      Tensor out = Tensor::Allocate({dt, {n}});
-      uint8_t* dst = out.mutable_data();
-      for (uint64_t o = 0; o < o1 - o0; ++o) {
-        for (size_t i = 0; i < parts.size(); ++i) {
-          const uint64_t bytes = BlockFrom(e.inputs[i]->meta.shape, e.axis) * es;
-          std::memcpy(dst, parts[i].data + o * bytes, bytes);
-          dst += bytes;
-        }
-      }
+      Tensor out = ConcatOf(parts, {dt, {o1 - o0, block}}, 1);
+      out.meta.shape = {n};
       return out;
     }
     case OpKind::kSlice: {
@@ -143,14 +132,13 @@ Result<Tensor> EvaluateRange(const Expr& e, uint64_t begin, uint64_t end, std::v
         const uint64_t shift = e.start * BlockFrom(in.meta.shape, 1);
         return EvaluateRange(in, begin + shift, end + shift, read);
       }
+      // Whole outer indices [o0, o1): SliceOf on [outer, axis, inner] views.
       const uint64_t out_block = BlockFrom(e.meta.shape, e.axis), in_block = BlockFrom(in.meta.shape, e.axis);
       const uint64_t inner = BlockFrom(in.meta.shape, e.axis + 1), o0 = begin / out_block, o1 = end / out_block;
       FORGE_ASSIGN_OR_RETURN(Tensor src, EvaluateRange(in, o0 * in_block, o1 * in_block, read));
-      Tensor out = Tensor::Allocate({dt, {n}});
-      for (uint64_t o = 0; o < o1 - o0; ++o) {
-        std::memcpy(out.mutable_data() + o * out_block * es, src.data + (o * in_block + e.start * inner) * es,
-                    out_block * es);
-      }
+      src.meta.shape = {o1 - o0, in_block / inner, inner};
+      Tensor out = SliceOf(src, {dt, {o1 - o0, out_block / inner, inner}}, 1, e.start);
+      out.meta.shape = {n};
       return out;
     }
     case OpKind::kMoveAxis: {
@@ -197,6 +185,11 @@ void CollectSources(const Expr& e, std::vector<SourceSpan>* read) {
 
 void ReleaseSpans(const std::vector<SourceSpan>& spans) {
   for (const auto& s : spans) s.file->ReleaseRange(s.offset, s.bytes);
+}
+
+uint64_t EstimatePieceBytes(const Expr& e, uint64_t elements) {
+  const double whole = static_cast<double>(EstimateEvalBytes(e)), numel = static_cast<double>(std::max<uint64_t>(1, e.meta.numel()));
+  return static_cast<uint64_t>(whole * static_cast<double>(elements) / numel) + elements * ElemBytes(e.meta.dtype);
 }
 
 std::vector<std::pair<uint64_t, uint64_t>> SplitRanges(uint64_t numel, uint64_t granule, uint64_t target) {

@@ -30,6 +30,10 @@ Result<Tensor> EvaluateRange(const Expr& e, uint64_t begin, uint64_t end, std::v
 void CollectSources(const Expr& e, std::vector<SourceSpan>* read);
 void ReleaseSpans(const std::vector<SourceSpan>& spans);
 
+// Peak bytes of evaluating `elements` elements of `e` by EvaluateRange: EstimateEvalBytes in proportion,
+// plus the piece itself (for the writer's budget and --dry-run's memory estimate).
+uint64_t EstimatePieceBytes(const Expr& e, uint64_t elements);
+
 // Splits [0, numel) into ranges of about `target` elements, each a multiple of `granule` (> 0).
 std::vector<std::pair<uint64_t, uint64_t>> SplitRanges(uint64_t numel, uint64_t granule, uint64_t target);
 

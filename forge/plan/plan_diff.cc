@@ -44,12 +44,9 @@ uint64_t EstimatePeakBytes(const Plan& plan, unsigned threads, uint64_t memory_b
   std::vector<uint64_t> evals;
   uint64_t largest_copy = 0;
   for (const auto& t : plan.tensors) {
-    uint64_t eval = EstimateEvalBytes(*t.expr);
-    const uint64_t n = t.expr->meta.nbytes();
-    if (!t.expr->IsPlainCopy() && n > kCopyChunkBytes && SplitGranule(*t.expr) != 0) {  // written in pieces
-      eval = static_cast<uint64_t>(static_cast<double>(eval) * kCopyChunkBytes / static_cast<double>(n)) + kCopyChunkBytes;
-    }
-    evals.push_back(eval);
+    const Expr& e = *t.expr;
+    const bool pieces = !e.IsPlainCopy() && e.meta.nbytes() > kCopyChunkBytes && SplitGranule(e) != 0;
+    evals.push_back(pieces ? EstimatePieceBytes(e, kCopyChunkBytes / (DTypeBits(e.meta.dtype) / 8)) : EstimateEvalBytes(e));
     if (t.expr->IsPlainCopy()) largest_copy = std::max(largest_copy, t.expr->meta.nbytes());
   }
   std::sort(evals.rbegin(), evals.rend());

@@ -91,8 +91,7 @@ Status WritePiece(const Piece& p, ByteBudget* budget, Progress* progress) {
     progress->Add(bytes);
     return Status();
   }
-  const uint64_t numel = std::max<uint64_t>(1, e.meta.numel());
-  const uint64_t need = EstimateEvalBytes(e) / numel * (p.end - p.begin) + bytes;
+  const uint64_t need = EstimatePieceBytes(e, p.end - p.begin);
   budget->Acquire(need);
   std::vector<SourceSpan> read;
   Status st;

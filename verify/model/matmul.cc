@@ -51,15 +51,6 @@ FORGE_HOT void GenericRows(const Matrix& w, int64_t begin, int64_t end, const Ba
   }
 }
 
-// Scales/biases of one row as f32 (bf16 widened without a per-element dtype switch).
-FORGE_INLINE void WidenScales(DType dt, const uint8_t* base, uint64_t first, int64_t n, float* out) {
-  if (dt == DType::kBF16) {
-    WidenBf16(base + 2 * first, n, out);
-    return;
-  }
-  for (int64_t i = 0; i < n; ++i) out[i] = LoadAsF32(dt, base, first + static_cast<uint64_t>(i));
-}
-
 // 16 affine codes starting at element i of a packed row, as floats (exact).
 FORGE_INLINE V16 Codes16(const uint8_t* p, int64_t i, int bits) {
   if (bits == 4) {  // little-endian words, low nibble first: byte j holds codes 2j and 2j+1
@@ -113,8 +104,9 @@ FORGE_HOT void AffineRows(const Matrix& w, int64_t begin, int64_t end, const Bat
     const uint64_t gr = static_cast<uint64_t>(w.first_row() + r);
     const uint8_t* p = w.packed_data() + gr * static_cast<uint64_t>(row_bytes);
     const uint64_t g0 = gr * static_cast<uint64_t>(groups);
-    WidenScales(q.scales_dtype, q.scales, g0, groups, scales);
-    WidenScales(q.scales_dtype, q.biases, g0, groups, biases);
+    const uint64_t scale_bytes = DTypeBits(q.scales_dtype) / 8;
+    WidenToF32(q.scales_dtype, q.scales + g0 * scale_bytes, groups, scales);
+    WidenToF32(q.scales_dtype, q.biases + g0 * scale_bytes, groups, biases);
     size_t t = 0;
     for (; t + 4 <= n; t += 4) {
       AffineRowTokens<4>(p, groups, gs, bits, scales, biases, &b.xs[t], &sums[t], &b.ys[t], r);
