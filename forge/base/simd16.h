@@ -23,11 +23,25 @@ inline constexpr int kLanes = 16;
 typedef float V16 __attribute__((vector_size(64)));
 typedef uint32_t U16 __attribute__((vector_size(64)));
 typedef int32_t I16 __attribute__((vector_size(64)));  // comparison results: -1 true, 0 false
+typedef int32_t I8 __attribute__((vector_size(32)));
+typedef int32_t I4 __attribute__((vector_size(16)));
 typedef uint32_t U8 __attribute__((vector_size(32)));
 typedef uint16_t H8 __attribute__((vector_size(16)));
 typedef uint16_t H16 __attribute__((vector_size(32)));
 typedef uint8_t B16 __attribute__((vector_size(16)));
 typedef uint64_t Q2 __attribute__((vector_size(16)));
+
+// 16 bytes at p, one per 32-bit lane (zero-extended). GCC 12 lowers a __builtin_convertvector from bytes to
+// 32-bit lanes to byte loads and inserts; instead each lane takes the 32-bit word holding its byte (one
+// cross-lane permute of the 16 bytes) and shifts the byte down (one variable shift).
+FORGE_INLINE I16 ByteLanes(const uint8_t* p) {
+  I4 words;
+  __builtin_memcpy(&words, p, sizeof words);
+  const I8 twice = __builtin_shufflevector(words, words, 0, 1, 2, 3, 0, 1, 2, 3);
+  const I16 spread = __builtin_shufflevector(twice, twice, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  const I16 shift = {0, 8, 16, 24, 0, 8, 16, 24, 0, 8, 16, 24, 0, 8, 16, 24};
+  return (spread >> shift) & 255;
+}
 
 FORGE_INLINE V16 Load16(const float* p) {
   V16 v;
@@ -35,6 +49,14 @@ FORGE_INLINE V16 Load16(const float* p) {
   return v;
 }
 FORGE_INLINE void Store16(float* p, V16 v) { __builtin_memcpy(p, &v, sizeof v); }
+
+// The 16 lanes summed by a fixed tree (+8, +4, +2, +1), the same on every x86 level.
+FORGE_INLINE float Fold16(V16 v) {
+  const float s0 = v[0] + v[8], s1 = v[1] + v[9], s2 = v[2] + v[10], s3 = v[3] + v[11];
+  const float s4 = v[4] + v[12], s5 = v[5] + v[13], s6 = v[6] + v[14], s7 = v[7] + v[15];
+  const float a0 = s0 + s4, a1 = s1 + s5, a2 = s2 + s6, a3 = s3 + s7;
+  return (a0 + a2) + (a1 + a3);
+}
 
 FORGE_INLINE U16 Bits(V16 v) { return __builtin_bit_cast(U16, v); }
 FORGE_INLINE V16 FromBits(U16 u) { return __builtin_bit_cast(V16, u); }
@@ -59,8 +81,12 @@ FORGE_INLINE void WidenBf16(const uint8_t* p, int64_t n, float* out) {
 // n elements of any float dtype as float32 (exact): bf16 widened in vectors, f32 copied, others one by one.
 FORGE_INLINE void WidenToF32(DType dtype, const uint8_t* p, int64_t n, float* out) {
   switch (dtype) {
-    case DType::kBF16: WidenBf16(p, n, out); return;
-    case DType::kF32: std::memcpy(out, p, static_cast<size_t>(n) * 4); return;
+    case DType::kBF16:
+      WidenBf16(p, n, out);
+      return;
+    case DType::kF32:
+      std::memcpy(out, p, static_cast<size_t>(n) * 4);
+      return;
     default:
       for (int64_t i = 0; i < n; ++i) out[i] = LoadAsF32(dtype, p, static_cast<uint64_t>(i));
   }

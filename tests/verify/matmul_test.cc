@@ -1,6 +1,7 @@
-// The decoder's matrix kernels against the codec: a fused affine kernel (scale * dot(q, x) + bias * sum(x))
-// must agree with dequantize-then-dot to f32 rounding, for 4 and 8 bits; every kernel gives a token the same
-// bits alone, in a batch, and with any thread split.
+// The decoder's matrix kernels against the codec: the fused affine kernels (scale * dot(q, x) + bias *
+// sum(x)), the AVX-512 one where the CPU has it and the portable one, must agree with dequantize-then-dot
+// to f32 rounding, for 4 and 8 bits and group sizes 32, 64, 128; every kernel gives a token the same bits
+// alone, in a batch (1, 2 and 4-token paths), and with any thread split.
 #include "verify/model/matmul.h"
 
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <random>
 
 #include "forge/base/half.h"
+#include "verify/model/affine_rows.h"
 
 namespace forge::testing {
 namespace {
@@ -53,15 +55,20 @@ struct KernelCase {
   int bits, group;
 };
 
-class Kernels : public ::testing::TestWithParam<KernelCase> {};
+class Kernels : public ::testing::TestWithParam<std::tuple<KernelCase, verify::model::AffineKernel>> {
+ protected:
+  void SetUp() override { verify::model::SetAffineKernel(std::get<1>(GetParam())); }
+  void TearDown() override { verify::model::SetAffineKernel(verify::model::AffineKernel::kBest); }
+};
 
 TEST_P(Kernels, AgreeWithDequantizeThenDotAndAreBatchInvariant) {
-  const KernelCase c = GetParam();
-  const int64_t rows = 512, cols = 256;  // large enough for MatMul to split rows over the pool
+  const KernelCase c = std::get<0>(GetParam());
+  const int64_t rows = 512, cols = 384;  // large enough for MatMul to split rows over the pool
   Owned w = MakeMatrix(c.mode, c.bits, c.group, rows, cols, 7);
   std::mt19937 rng(3);
   std::normal_distribution<float> n(0.0f, 1.0f);
-  std::vector<std::vector<float>> x(3, std::vector<float>(cols));
+  constexpr int kTokens = 7;  // a batch runs the 4-, 2- and 1-token paths
+  std::vector<std::vector<float>> x(kTokens, std::vector<float>(cols));
   for (auto& v : x)
     for (float& f : v) f = n(rng);
   // Reference: rows through Matrix::Row (the codec's dequantization), dot in double.
@@ -79,23 +86,47 @@ TEST_P(Kernels, AgreeWithDequantizeThenDotAndAreBatchInvariant) {
           << r;
     }
   }
-  // Batch of 3 on 3 threads vs one token at a time: identical bits.
+  // A batch on 3 threads vs one token at a time: identical bits.
   ThreadPool pool(3);
-  std::vector<std::vector<float>> batched(3, std::vector<float>(rows)), single(3, std::vector<float>(rows));
-  MatMul(&pool).Run(w.m, {x[0].data(), x[1].data(), x[2].data()},
-                    {batched[0].data(), batched[1].data(), batched[2].data()});
-  for (int t = 0; t < 3; ++t) MatMul(nullptr).Run(w.m, x[t].data(), single[t].data());
-  for (int t = 0; t < 3; ++t)
-    EXPECT_EQ(0, std::memcmp(batched[t].data(), single[t].data(), rows * sizeof(float)));
+  std::vector<std::vector<float>> batched(kTokens, std::vector<float>(rows)),
+      single(kTokens, std::vector<float>(rows));
+  std::vector<const float*> xs;
+  std::vector<float*> ys;
+  for (int t = 0; t < kTokens; ++t) xs.push_back(x[t].data()), ys.push_back(batched[t].data());
+  MatMul(&pool).Run(w.m, xs, ys);
+  for (int t = 0; t < kTokens; ++t) MatMul(nullptr).Run(w.m, x[t].data(), single[t].data());
+  for (int t = 0; t < kTokens; ++t)
+    EXPECT_EQ(0, std::memcmp(batched[t].data(), single[t].data(), rows * sizeof(float))) << t;
 }
 
 INSTANTIATE_TEST_SUITE_P(Storage, Kernels,
-                         ::testing::Values(KernelCase{quant::QuantMode::kAffine, 16, 0},
-                                           KernelCase{quant::QuantMode::kAffine, 4, 64},
-                                           KernelCase{quant::QuantMode::kAffine, 8, 32},
-                                           KernelCase{quant::QuantMode::kAffine, 3, 64},
-                                           KernelCase{quant::QuantMode::kMxfp4, 4, 32},
-                                           KernelCase{quant::QuantMode::kNvfp4, 4, 16}));
+                         ::testing::Combine(::testing::Values(KernelCase{quant::QuantMode::kAffine, 16, 0},
+                                                              KernelCase{quant::QuantMode::kAffine, 4, 64},
+                                                              KernelCase{quant::QuantMode::kAffine, 4, 32},
+                                                              KernelCase{quant::QuantMode::kAffine, 4, 128},
+                                                              KernelCase{quant::QuantMode::kAffine, 8, 32},
+                                                              KernelCase{quant::QuantMode::kAffine, 8, 64},
+                                                              KernelCase{quant::QuantMode::kAffine, 3, 64},
+                                                              KernelCase{quant::QuantMode::kMxfp4, 4, 32},
+                                                              KernelCase{quant::QuantMode::kNvfp4, 4, 16}),
+                                            ::testing::Values(verify::model::AffineKernel::kBest,
+                                                              verify::model::AffineKernel::kPortable)));
+
+// Where the CPU has AVX-512 the two affine kernels are different code: they must agree with each other
+// to f32 rounding (each is also checked against the codec above).
+TEST(AffineKernels, BestAndPortableAgree) {
+  if (!verify::model::CpuHasAvx512()) GTEST_SKIP() << "no AVX-512 here: one kernel only";
+  Owned w = MakeMatrix(quant::QuantMode::kAffine, 4, 64, 64, 512, 11);
+  std::vector<float> x(512), best(64), portable(64);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  for (float& f : x) f = n(rng);
+  MatMul(nullptr).Run(w.m, x.data(), best.data());
+  verify::model::SetAffineKernel(verify::model::AffineKernel::kPortable);
+  MatMul(nullptr).Run(w.m, x.data(), portable.data());
+  verify::model::SetAffineKernel(verify::model::AffineKernel::kBest);
+  for (int r = 0; r < 64; ++r) EXPECT_NEAR(best[r], portable[r], 1e-4f * (1 + std::fabs(portable[r]))) << r;
+}
 
 }  // namespace
 }  // namespace forge::testing

@@ -1,6 +1,7 @@
 #include "verify/model/layers.h"
 
 #include <algorithm>
+#include <functional>
 #include <numeric>
 
 namespace forge::verify::model {
@@ -46,6 +47,61 @@ void ApplyRope(float* head, int64_t rope_dims, double theta, int64_t position) {
   }
 }
 
+namespace {
+
+// n independent jobs on the pool, or inline without one.
+void ParallelFor(ThreadPool* pool, size_t n, const std::function<void(size_t)>& job) {
+  if (pool == nullptr || pool->size() <= 1 || n < 2) {
+    for (size_t i = 0; i < n; ++i) job(i);
+    return;
+  }
+  Status st = pool->RunAll(n, [&](size_t i) {
+    job(i);
+    return Status();
+  });
+  (void)st;  // the jobs cannot fail
+}
+
+struct GdnHeadInput {
+  const float* k;  // [Dk], l2-normalized
+  const float* q;  // [Dk], l2-normalized and scaled
+  const float* v;  // [Dv]
+  float beta, decay;
+};
+
+// One position of one head's delta rule on its state S [Dk][Dv]:
+//   S *= decay; kv_mem = S^T k; delta = (v - kv_mem) * beta; S += k delta^T; o = S^T q.
+// Sums over i run in double in ascending i for every j; the loops run i outer, j inner so they stream S by
+// rows and vectorize over j (the same sums, in the same order, as a j-outer loop).
+void GdnHeadStep(const GdnHeadInput& in, int64_t Dk, int64_t Dv, float* S, float* o) {
+  std::vector<double> acc(static_cast<size_t>(Dv), 0.0);
+  std::vector<float> delta(static_cast<size_t>(Dv));
+  for (int64_t i = 0; i < Dk; ++i) {
+    float* row = S + i * Dv;
+    const double ki = in.k[i];
+    for (int64_t j = 0; j < Dv; ++j) {
+      row[j] *= in.decay;
+      acc[j] += static_cast<double>(row[j]) * ki;
+    }
+  }
+  for (int64_t j = 0; j < Dv; ++j) {
+    delta[j] = (in.v[j] - static_cast<float>(acc[j])) * in.beta;
+    acc[j] = 0.0;
+  }
+  for (int64_t i = 0; i < Dk; ++i) {
+    float* row = S + i * Dv;
+    const float ki = in.k[i];
+    const double qi = in.q[i];
+    for (int64_t j = 0; j < Dv; ++j) {
+      row[j] += ki * delta[j];
+      acc[j] += static_cast<double>(row[j]) * qi;
+    }
+  }
+  for (int64_t j = 0; j < Dv; ++j) o[j] = static_cast<float>(acc[j]);
+}
+
+}  // namespace
+
 void GatedDeltaNet(const LayerContext& c, const GdnWeights& w, const Rows& xs, GdnState& state,
                    std::vector<GdnState>* after_each, Rows& ys) {
   const Geometry& g = c.geo;
@@ -58,8 +114,7 @@ void GatedDeltaNet(const LayerContext& c, const GdnWeights& w, const Rows& xs, G
   c.mm.Run(w.b, in, b.ptrs());
   c.mm.Run(w.a, in, a.ptrs());
 
-  std::vector<float> y(static_cast<size_t>(C)), kv_mem(static_cast<size_t>(Dv)),
-      delta(static_cast<size_t>(Dv));
+  std::vector<float> y(static_cast<size_t>(C));
   const float q_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(Dk)));
   for (int64_t t = 0; t < n; ++t) {
     const float* x = qkv.at(t);
@@ -88,35 +143,20 @@ void GatedDeltaNet(const LayerContext& c, const GdnWeights& w, const Rows& xs, G
         kh[i] = kh[i] * ik;
       }
     }
-    for (int64_t h = 0; h < Hv; ++h) {
-      const float beta = Sigmoid(b.at(t)[h]);
-      const float decay = std::exp(-std::exp(w.a_log[h]) * Softplus(a.at(t)[h] + w.dt_bias[h]));
+    // Heads are independent: spread over the pool (each head's arithmetic is the same whatever the split).
+    const int64_t t_now = t;
+    ParallelFor(c.mm.pool(), static_cast<size_t>(Hv), [&](size_t hi) {
+      const int64_t h = static_cast<int64_t>(hi);
       const int64_t kh = h / (Hv / Hk);  // consecutive value heads share a key head
-      const float* kk = k + kh * Dk;
-      const float* qq = q + kh * Dk;
-      const float* vv = v + h * Dv;
-      float* S = state.ssm.data() + h * Dk * Dv;  // [Dk][Dv]
-      for (int64_t i = 0; i < Dk * Dv; ++i) S[i] *= decay;
-      for (int64_t j = 0; j < Dv; ++j) {
-        double acc = 0;
-        for (int64_t i = 0; i < Dk; ++i) acc += static_cast<double>(S[i * Dv + j]) * kk[i];
-        kv_mem[j] = static_cast<float>(acc);
-        delta[j] = (vv[j] - kv_mem[j]) * beta;
-      }
-      for (int64_t i = 0; i < Dk; ++i) {
-        for (int64_t j = 0; j < Dv; ++j) S[i * Dv + j] += kk[i] * delta[j];
-      }
-      float* o = core.at(t) + h * Dv;
-      for (int64_t j = 0; j < Dv; ++j) {
-        double acc = 0;
-        for (int64_t i = 0; i < Dk; ++i) acc += static_cast<double>(S[i * Dv + j]) * qq[i];
-        o[j] = static_cast<float>(acc);
-      }
+      GdnHeadInput head{k + kh * Dk, q + kh * Dk, v + h * Dv, Sigmoid(b.at(t_now)[h]),
+                        std::exp(-std::exp(w.a_log[h]) * Softplus(a.at(t_now)[h] + w.dt_bias[h]))};
+      float* o = core.at(t_now) + h * Dv;
+      GdnHeadStep(head, Dk, Dv, state.ssm.data() + h * Dk * Dv, o);
       // Gated RMSNorm: plain weight, then silu(z) of the same head.
       const float inv = static_cast<float>(1.0 / std::sqrt(Dot(o, o, Dv) / static_cast<double>(Dv) + g.eps));
-      const float* zh = z.at(t) + h * Dv;
+      const float* zh = z.at(t_now) + h * Dv;
       for (int64_t j = 0; j < Dv; ++j) o[j] = (w.norm[j] * (o[j] * inv)) * Silu(zh[j]);
-    }
+    });
     if (after_each) after_each->push_back(state);
   }
   c.mm.Run(w.out, core.cptrs(), ys.ptrs());

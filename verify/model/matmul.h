@@ -4,11 +4,10 @@
 // batch or the thread split: 16 fixed f32 lanes, a fixed reduction tree.
 //
 // Storage-specific kernels: bf16 rows are widened in registers; MLX affine 4/8-bit rows are never
-// dequantized: per group, y += scale * dot(q, x) + bias * sum(x), the form MLX's own quantized
-// matrix-vector kernel uses, codes unpacked in registers, sum(x) per group computed once per call. Other
-// formats dequantize a row with the codec, then dot. The kernels use GCC's explicit 16-lane vectors and
-// are cloned for AVX-512 and AVX2 (ifunc dispatch); lane-wise mul/add without FMA contraction makes every
-// clone compute bit-identical results.
+// dequantized (affine_rows.h: scale * dot(q, x) + bias * sum(x), sum(x) per group computed once per call);
+// other formats dequantize a row with the codec, then dot. The bf16 and generic kernels use GCC's explicit
+// 16-lane vectors, cloned for AVX-512 and AVX2 (ifunc dispatch), lane-wise mul/add without FMA contraction:
+// every clone computes the same bits.
 #pragma once
 
 #include <vector>
@@ -25,6 +24,7 @@ class MatMul {
   void Run(const Matrix& w, const float* x, float* y) const {
     Run(w, std::vector<const float*>{x}, std::vector<float*>{y});
   }
+  ThreadPool* pool() const { return pool_; }
 
  private:
   ThreadPool* pool_;
