@@ -1,5 +1,6 @@
 #include "forge/base/fs_util.h"
 
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <fcntl.h>
@@ -24,6 +25,40 @@ fs::path Resolve(const std::string& p) {
 }
 
 std::string Errno() { return std::strerror(errno); }
+
+// Takes the lock file at `path` (created if needed). A holder unlinks it when done, so after flock the file
+// must still be the one at `path`; otherwise it was released and unlinked meanwhile, and we try again.
+Result<int> TakeLock(const std::string& path, const std::string& output) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return Status::Invalid("cannot create the output's lock file: " + Errno(), path);
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      ::close(fd);
+      if (err == EWOULDBLOCK) {
+        return Status::Error(ExitCode::kBusy, "another forge process is writing this output (lock " + path + ")",
+                             output);
+      }
+      return Status::Invalid(std::string("cannot lock: ") + std::strerror(err), path);
+    }
+    struct stat held, named;
+    if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &named) == 0 && held.st_ino == named.st_ino &&
+        held.st_dev == named.st_dev) {
+      return fd;
+    }
+    ::close(fd);
+  }
+  return Status::Invalid("cannot take the output's lock (it keeps being replaced)", path);
+}
+
+// ".NAME.forge-tmp-*" siblings: what runs on the same output that were killed left behind.
+void RemoveStaleTemps(const fs::path& parent, const std::string& leaf_prefix) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(parent, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(leaf_prefix, 0) == 0 && entry.is_directory(ec)) RemoveTree(entry.path().string());
+  }
+}
 
 }  // namespace
 
@@ -56,29 +91,41 @@ Result<StagedDir> StagedDir::Create(const std::string& final_path, bool force,
     return Status::Invalid("parent directory does not exist", parent.string());
   }
   // Built with append: GCC 12 warns spuriously (-Wrestrict) on "." + std::string + "...".
-  std::string leaf = ".";
-  leaf.append(fin.filename().string()).append(".forge-tmp-XXXXXX");
-  std::string tmpl = (parent / leaf).string();
+  std::string hidden = ".";
+  hidden.append(fin.filename().string());
+  StagedDir d;
+  d.final_ = fin.string();
+  d.force_ = force;
+  d.lock_path_ = (parent / (hidden + ".forge-lock")).string();
+  FORGE_ASSIGN_OR_RETURN(d.lock_fd_, TakeLock(d.lock_path_, d.final_));
+  RemoveStaleTemps(parent, hidden + ".forge-tmp-");
+  std::string tmpl = (parent / (hidden + ".forge-tmp-XXXXXX")).string();
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   if (::mkdtemp(buf.data()) == nullptr) {
     return Status::Invalid("cannot create temporary directory: " + Errno(), tmpl);
   }
-  StagedDir d;
-  d.final_ = fin.string();
   d.temp_ = buf.data();
-  d.force_ = force;
   return d;
 }
 
 StagedDir::StagedDir(StagedDir&& other) noexcept
-    : final_(std::move(other.final_)), temp_(std::move(other.temp_)), force_(other.force_),
-      committed_(other.committed_) {
+    : final_(std::move(other.final_)), temp_(std::move(other.temp_)), lock_path_(std::move(other.lock_path_)),
+      lock_fd_(other.lock_fd_), force_(other.force_), committed_(other.committed_) {
   other.committed_ = true;  // the moved-from object owns nothing
+  other.lock_fd_ = -1;
 }
 
 StagedDir::~StagedDir() {
   if (!committed_ && !temp_.empty()) RemoveTree(temp_);
+  Unlock();
+}
+
+void StagedDir::Unlock() {
+  if (lock_fd_ < 0) return;
+  (void)::unlink(lock_path_.c_str());  // while still held: a waiter re-checks the inode (TakeLock)
+  ::close(lock_fd_);
+  lock_fd_ = -1;
 }
 
 Status StagedDir::Commit() {
@@ -98,9 +145,9 @@ Status StagedDir::Commit() {
     return st;
   }
   committed_ = true;
-  FORGE_RETURN_IF_ERROR(FsyncPath(fs::path(final_).parent_path().string()));
   if (!trash.empty()) RemoveTree(trash);
-  return Status();
+  Unlock();
+  return FsyncPath(fs::path(final_).parent_path().string());
 }
 
 Status CopyFileTo(const std::string& src, const std::string& dst) {

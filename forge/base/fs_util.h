@@ -4,6 +4,10 @@
 // renamed into place only by Commit(), after every file was fsynced: a killed forge never leaves an output
 // under the final name that looks complete. An existing output is only replaced with `force`, and never
 // when it is, contains, or lies inside one of the sources.
+//
+// Two processes writing the same output would race at the rename: a lock file (".NAME.forge-lock", flock)
+// held from Create() to the end makes the second refuse at once (ExitCode::kBusy). Holding it, Create()
+// also removes what a killed run on the same output left (".NAME.forge-tmp-*" directories).
 #pragma once
 
 #include <string>
@@ -28,7 +32,9 @@ class StagedDir {
 
  private:
   StagedDir() = default;
-  std::string final_, temp_;
+  void Unlock();
+  std::string final_, temp_, lock_path_;
+  int lock_fd_ = -1;
   bool force_ = false;
   bool committed_ = false;
 };

@@ -19,6 +19,7 @@ enum class ExitCode : int {
   kMtpMismatch = 3,    // MTP config and tensors disagree, or graft refused (fit)
   kStructural = 4,     // structural problem in a checkpoint (mixed norms, shapes vs config, missing tensors)
   kVerifyFailed = 5,   // verification failed (divergence, manifest mismatch)
+  kBusy = 75,          // another forge process is writing the same output (EX_TEMPFAIL: try again later)
   kUsage = 64,         // bad command line
 };
 

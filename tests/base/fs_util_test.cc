@@ -64,5 +64,36 @@ TEST(StagedDir, OutputOverlappingASourceIsRefusedEvenWithForce) {
   EXPECT_FALSE(PathIsInside(t.Sub("srcx"), t.Sub("src")));
 }
 
+TEST(StagedDir, SecondWriterOfTheSameOutputIsRefusedUntilTheFirstEnds) {
+  TempDir t;
+  {
+    auto first = StagedDir::Create(t.Sub("out"), false, {});
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+    auto second = StagedDir::Create(t.Sub("out"), false, {});
+    ASSERT_FALSE(second.ok());
+    EXPECT_EQ(second.status().code(), ExitCode::kBusy);
+    EXPECT_NE(second.status().ToString().find("another forge process"), std::string::npos);
+    EXPECT_TRUE(fs::exists(first->temp_path()));  // the refused one touched nothing of the first's
+    auto other = StagedDir::Create(t.Sub("other"), false, {});  // another output is not locked
+    EXPECT_TRUE(other.ok());
+  }
+  auto third = StagedDir::Create(t.Sub("out"), false, {});
+  EXPECT_TRUE(third.ok());
+}
+
+TEST(StagedDir, WhatAKilledRunLeftIsRemovedByTheNextRunOnThatOutput) {
+  TempDir t;
+  fs::create_directory(t.Sub(".out.forge-tmp-AbC123"));
+  ASSERT_TRUE(WriteTextFile(t.Sub(".out.forge-tmp-AbC123/model.safetensors"), "partial").ok());
+  ASSERT_TRUE(WriteTextFile(t.Sub(".out.forge-lock"), "").ok());  // a dead process's lock: not held
+  fs::create_directory(t.Sub(".outer.forge-tmp-Zz9999"));            // another output's staging stays
+  auto s = StagedDir::Create(t.Sub("out"), false, {});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_FALSE(fs::exists(t.Sub(".out.forge-tmp-AbC123")));
+  EXPECT_TRUE(fs::exists(t.Sub(".outer.forge-tmp-Zz9999")));
+  ASSERT_TRUE(s->Commit().ok());
+  EXPECT_FALSE(fs::exists(t.Sub(".out.forge-lock")));
+}
+
 }  // namespace
 }  // namespace forge
