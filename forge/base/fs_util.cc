@@ -106,6 +106,10 @@ Result<StagedDir> StagedDir::Create(const std::string& final_path, bool force,
     return Status::Invalid("cannot create temporary directory: " + Errno(), tmpl);
   }
   d.temp_ = buf.data();
+  // mkdtemp makes the directory 0700; the output gets what any new directory would (0777 minus umask).
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  (void)::chmod(d.temp_.c_str(), 0777 & ~mask);
   return d;
 }
 

@@ -1,0 +1,222 @@
+// Faults around a running forge process: killed at random points, out of space, read-only sources, a
+// second process on the same output. Whatever happens, nothing appears under the final name unless it is
+// complete, and the sources' bytes and mtimes never change.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "tests/st/test_files.h"
+
+namespace forge {
+namespace {
+using namespace testing;
+namespace fs = std::filesystem;
+
+// A source checkpoint of 8 bf16 tensors of 8 MB each (random bytes) in one file: big enough that a
+// reshard into 20 MB shards takes tens of milliseconds.
+std::string MakeSource(const TempDir& t) {
+  const std::string dir = t.Sub("src");
+  fs::create_directory(dir);
+  nlohmann::json header;
+  constexpr uint64_t kBytes = 8u << 20;
+  for (uint64_t i = 0; i < 8; ++i) {
+    std::string name = "t";
+    name.append(std::to_string(i)).append(".weight");  // appended: GCC 12 warns spuriously on "t" + ...
+    header[name] = {{"dtype", "BF16"},
+                    {"shape", {kBytes / 2 / 1024, 1024}},
+                    {"data_offsets", {i * kBytes, (i + 1) * kBytes}}};
+  }
+  std::string bytes = SafetensorsBytes(header.dump(), 0);
+  std::mt19937_64 rng(1);
+  bytes.reserve(bytes.size() + 8 * kBytes);
+  for (uint64_t i = 0; i < 8 * kBytes / 8; ++i) {
+    const uint64_t v = rng();
+    bytes.append(reinterpret_cast<const char*>(&v), 8);
+  }
+  WriteFile(dir + "/model.safetensors", bytes);
+  WriteFile(dir + "/config.json", R"({"model_type": "qwen3_5"})");
+  return dir;
+}
+
+struct FileState {
+  std::string bytes;
+  int64_t mtime_ns;
+};
+std::map<std::string, FileState> Snapshot(const std::string& dir) {
+  std::map<std::string, FileState> s;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    struct stat st;
+    ::stat(e.path().c_str(), &st);
+    s[e.path().filename().string()] = {ReadFile(e.path().string()),
+                                       st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec};
+  }
+  return s;
+}
+
+// Starts forge with `args`; `in_child` runs between fork and exec (limits, credentials).
+pid_t Spawn(const std::vector<std::string>& args, const std::function<void()>& in_child = {}) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    if (in_child) in_child();
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    std::vector<char*> argv{const_cast<char*>(FORGE_BIN)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(FORGE_BIN, argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int Wait(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+// Entries of `dir` other than `keep`: what a run left beside its output.
+std::vector<std::string> Leftovers(const std::string& dir, const std::string& keep) {
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name != keep && name != "src") left.push_back(name);
+  }
+  return left;
+}
+
+TEST(Faults, KilledAtRandomPointsNeverLeavesAnIncompleteOutputOrTouchesTheSource) {
+  TempDir t;
+  const std::string src = MakeSource(t), out = t.Sub("out");
+  const auto before = Snapshot(src);
+  const std::vector<std::string> args = {"reshard",          "--src", src, "--out", out,
+                                         "--max-shard-size", "20MB",  "-q"};
+  // How long an undisturbed run takes, to spread the kills over it.
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(Wait(Spawn(args)), 0);
+  const auto full =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+  fs::remove_all(out);
+  std::mt19937 rng(7);
+  int killed = 0, finished = 0;
+  for (int round = 0; round < 24; ++round) {
+    const pid_t pid = Spawn(args);
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % (full.count() * 3 / 2 + 1)));
+    ::kill(pid, SIGKILL);
+    const int code = Wait(pid);
+    if (code == -SIGKILL) {
+      ++killed;
+      EXPECT_FALSE(fs::exists(out)) << "round " << round << ": an output under the final name after SIGKILL";
+    } else {
+      ++finished;  // it completed before the signal: the output must then be whole and readable
+      ASSERT_EQ(code, 0);
+      EXPECT_EQ(RunForge("inspect tensors -q " + out).exit_code, 0);
+      fs::remove_all(out);
+    }
+    EXPECT_EQ(Snapshot(src).size(), before.size());
+    for (const auto& [name, state] : Snapshot(src)) {
+      EXPECT_EQ(state.bytes, before.at(name).bytes) << name;
+      EXPECT_EQ(state.mtime_ns, before.at(name).mtime_ns) << name;
+    }
+  }
+  EXPECT_GT(killed, 0);
+  // A run after all those kills succeeds and removes their staging directories.
+  ASSERT_EQ(Wait(Spawn(args)), 0);
+  EXPECT_TRUE(Leftovers(t.path(), "out").empty());
+  std::printf("killed %d runs mid-way, %d finished first\n", killed, finished);
+}
+
+TEST(Faults, OutOfSpaceIsOneClearErrorAndLeavesNothing) {
+  TempDir t;
+  const std::string src = MakeSource(t), out = t.Sub("out");
+  // The file-size limit makes the writes past 20 MB fail (EFBIG) as a full disk would (ENOSPC), without
+  // root or a mount: the error path and the cleanup are the same.
+  TempDir logs;
+  const std::string log_path = logs.Sub("stderr");
+  const pid_t pid = Spawn({"reshard", "--src", src, "--out", out, "--max-shard-size", "40MB"}, [&] {
+    ::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lim = {20u << 20, 20u << 20};
+    ::setrlimit(RLIMIT_FSIZE, &lim);
+    const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(log, 2);
+  });
+  EXPECT_EQ(Wait(pid), 1);
+  const std::string err = ReadFile(log_path);
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_NE(err.find(".safetensors"), std::string::npos) << err;  // names the file it could not write
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_TRUE(Leftovers(t.path(), "").empty()) << Leftovers(t.path(), "").front();
+}
+
+TEST(Faults, ReadOnlySourcesAreEnough) {
+  TempDir t;
+  const std::string src = MakeSource(t), out = t.Sub("out");
+  const auto before = Snapshot(src);
+  for (const auto& e : fs::directory_iterator(src))
+    fs::permissions(e.path(), fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  fs::permissions(src, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                           fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
+  fs::permissions(t.path(), fs::perms::all);  // the output's parent stays writable for anyone
+  // As root, permissions are not enforced: run forge as `nobody` then, so the read-only bits really bind.
+  const bool root = ::geteuid() == 0;
+  const passwd* nobody = ::getpwnam("nobody");
+  if (root && nobody == nullptr) GTEST_SKIP() << "root without a 'nobody' user: cannot drop privileges";
+  const uid_t uid = root ? nobody->pw_uid : 0;
+  const gid_t gid = root ? nobody->pw_gid : 0;
+  const pid_t pid = Spawn({"reshard", "--src", src, "--out", out, "--max-shard-size", "20MB", "-q"}, [&] {
+    if (root && (::setgid(gid) != 0 || ::setuid(uid) != 0)) ::_exit(126);
+  });
+  EXPECT_EQ(Wait(pid), 0);
+  EXPECT_TRUE(fs::exists(out + "/model.safetensors.index.json"));
+  fs::permissions(src, fs::perms::owner_all);
+  for (const auto& [name, state] : Snapshot(src)) {
+    EXPECT_EQ(state.bytes, before.at(name).bytes) << name;
+    EXPECT_EQ(state.mtime_ns, before.at(name).mtime_ns) << name;
+  }
+}
+
+TEST(Faults, OutputInsideTheSourceIsRefused) {
+  TempDir t;
+  const std::string src = MakeSource(t);
+  const auto before = Snapshot(src);
+  for (const std::string& out : {src + "/sub", src}) {
+    auto r = RunForge("reshard --src " + src + " --out " + out + " --force");
+    EXPECT_EQ(r.exit_code, 1) << out;
+    EXPECT_NE(r.err.find("overlaps a source"), std::string::npos) << r.err;
+  }
+  const auto after = Snapshot(src);
+  EXPECT_EQ(after.size(), before.size());
+}
+
+TEST(Faults, ASecondProcessOnTheSameOutputRefusesCleanly) {
+  TempDir t;
+  const std::string src = MakeSource(t), out = t.Sub("out");
+  // This process holds the output's lock as a running forge would.
+  const int fd = ::open(t.Sub(".out.forge-lock").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  auto r = RunForge("reshard --json --src " + src + " --out " + out);
+  EXPECT_EQ(r.exit_code, 75) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["exit_code"], 75);
+  EXPECT_FALSE(fs::exists(out));
+  ::close(fd);  // released: the next run goes ahead (and removes the lock file when done)
+  auto again = RunForge("reshard -q --src " + src + " --out " + out);
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_TRUE(Leftovers(t.path(), "out").empty());
+}
+
+}  // namespace
+}  // namespace forge
