@@ -45,5 +45,26 @@ TEST(BpeTokenizer, RefusesWhatItDoesNotImplement) {
   EXPECT_NE(t.status().ToString().find("tokenizer.json"), std::string::npos);
 }
 
+// Inputs the fuzzer (fuzz/tokenizer_fuzz) crashed the loader with: each is now one clear error.
+TEST(BpeTokenizer, MalformedFilesFromFuzzingAreOneError) {
+  TempDir dir;
+  const std::string minimal = R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, )";
+  const std::pair<std::string, std::string> cases[] = {
+      // A Sequence pre-tokenizer without its list (was a read past a const JSON object: undefined behaviour).
+      {ReadFile(FixturePath("fuzz-regressions/tokenizer-sequence-without-list.json")), "pretokenizers"},
+      {minimal + R"("pre_tokenizer": {"type": "Sequence"}})", "pretokenizers"},
+      // Fields of the wrong JSON type (were escaped exceptions).
+      {minimal + R"("added_tokens": [{"content": 1, "id": "x"}]})", "unexpected JSON type"},
+      {minimal + R"("pre_tokenizer": {"type": "Sequence", "pretokenizers": [7]}})", "unexpected JSON type"},
+  };
+  for (const auto& [json, rule] : cases) {
+    WriteFile(dir.Sub("tokenizer.json"), json);
+    auto t = verify::BpeTokenizer::Load(dir.Sub("tokenizer.json"));
+    ASSERT_FALSE(t.ok()) << json.substr(0, 80);
+    EXPECT_NE(t.status().ToString().find(rule), std::string::npos) << t.status().ToString();
+    EXPECT_NE(t.status().ToString().find("tokenizer.json"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace forge::testing

@@ -8,7 +8,9 @@
 
 // GCC 12's AVX-512 intrinsics pass an _mm512_undefined_*() operand as the unused merge source, which its own
 // -Wmaybe-uninitialized then reports at every call site (a known false positive of those headers).
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include "forge/base/simd16.h"
 #include "verify/model/affine_rows.h"

@@ -28,6 +28,7 @@ class BpeTokenizer {
 
  private:
   BpeTokenizer() = default;
+  static Result<std::unique_ptr<BpeTokenizer>> LoadJson(const std::string& tokenizer_json_path);
   void EncodeWord(const std::string& byte_level, std::vector<int64_t>& out) const;
 
   std::unordered_map<std::string, int64_t> vocab_;
