@@ -1,8 +1,8 @@
 #include "graft/convert.h"
 
-#include <set>
-
 #include <fmt/format.h>
+
+#include <set>
 
 #include "graft/cast_pass.h"
 #include "graft/expert_passes.h"
@@ -10,6 +10,7 @@
 #include "graft/norm_shift_pass.h"
 #include "graft/pass_util.h"
 #include "graft/rename_pass.h"
+#include "inspect/classify.h"
 
 namespace forge::graft {
 namespace {
@@ -70,9 +71,11 @@ int CountMtpLayers(const plan::Plan& p) {
 }
 
 Status RefuseMixed(const inspect::NormEvidence& ev) {
-  return Status::Error(ExitCode::kStructural,
-                       fmt::format("mixed norm convention: {}; pass --fix-norms shifted|zero_centred to bring every norm "
-                                   "to one convention", inspect::DescribeNormGroups(ev)));
+  return Status::Error(
+      ExitCode::kStructural,
+      fmt::format("mixed norm convention: {}; pass --fix-norms shifted|zero_centred to bring every norm "
+                  "to one convention",
+                  inspect::DescribeNormGroups(ev)));
 }
 
 }  // namespace
@@ -80,18 +83,23 @@ Status RefuseMixed(const inspect::NormEvidence& ev) {
 Result<ConvertPlan> BuildConvertPlan(const Checkpoint& ckpt, const ConvertOptions& o) {
   FORGE_ASSIGN_OR_RETURN(plan::Plan p, plan::IdentityPlan(ckpt));
   if (ckpt.HasQuantizedTensors() && o.to == TargetFormat::kHf) {
-    return Status::Invalid("quantized checkpoint: dequantize it first (forge dequantize), then convert --to hf", ckpt.dir());
+    return Status::Invalid(
+        "quantized checkpoint: dequantize it first (forge dequantize), then convert --to hf", ckpt.dir());
   }
   return BuildConvertPlanFrom(ckpt, std::move(p), o);
 }
 
 Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan p, const ConvertOptions& o) {
   ConvertPlan cp;
-  if (!ckpt.config()) return Status::Invalid("convert needs config.json (geometry, tying, vision)", ckpt.dir());
+  if (!ckpt.config())
+    return Status::Invalid("convert needs config.json (geometry, tying, vision)", ckpt.dir());
   const ModelConfig& cfg = *ckpt.config();
+  FORGE_RETURN_IF_ERROR(
+      inspect::RequireConfigAgreesWithTensors(inspect::InspectCheckpoint(ckpt), ckpt.dir()));
   cp.source_format = DetectSourceFormat(ckpt);
   if (cp.source_format == "mixed" || cp.source_format == "unknown") {
-    return Status::Error(ExitCode::kStructural, fmt::format("tensor names are {} HF/MLX naming", cp.source_format), ckpt.dir());
+    return Status::Error(ExitCode::kStructural,
+                         fmt::format("tensor names are {} HF/MLX naming", cp.source_format), ckpt.dir());
   }
   const bool to_mlx = o.to == TargetFormat::kMlx;
 
@@ -99,19 +107,25 @@ Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan p, c
   cp.norms = inspect::DetectNormConvention(ckpt, cp.source_format);
   const NormConvention target = to_mlx ? NormConvention::kShifted : NormConvention::kZeroCentred;
   if (o.fix_norms && *o.fix_norms != target) {
-    return Status::Error(ExitCode::kUsage, fmt::format("--fix-norms {} contradicts the {} output, whose norms are {}",
-                                                       inspect::NormConventionName(*o.fix_norms), to_mlx ? "MLX" : "HF",
-                                                       inspect::NormConventionName(target)));
+    return Status::Error(ExitCode::kUsage,
+                         fmt::format("--fix-norms {} contradicts the {} output, whose norms are {}",
+                                     inspect::NormConventionName(*o.fix_norms), to_mlx ? "MLX" : "HF",
+                                     inspect::NormConventionName(target)));
   }
   if (cp.norms.trunk != NormConvention::kZeroCentred && cp.norms.trunk != NormConvention::kShifted) {
-    return Status::Error(ExitCode::kStructural, fmt::format("cannot tell the backbone's norm convention: {}",
-                                                            fmt::join(cp.norms.evidence, "; ")), ckpt.dir());
+    return Status::Error(
+        ExitCode::kStructural,
+        fmt::format("cannot tell the backbone's norm convention: {}", fmt::join(cp.norms.evidence, "; ")),
+        ckpt.dir());
   }
   if (cp.norms.overall == NormConvention::kMixed && !o.fix_norms) return RefuseMixed(cp.norms);
   // Layer norms that disagree among themselves have no per-tensor evidence to fix them by.
   if (cp.norms.mtp_layers == NormConvention::kMixed) return RefuseMixed(cp.norms);
-  auto from = [&](NormConvention c) { return c == NormConvention::kZeroCentred || c == NormConvention::kShifted ? c : cp.norms.trunk; };
-  cp.deltas = {Delta(cp.norms.trunk, target), Delta(from(cp.norms.mtp_layers), target), Delta(from(cp.norms.mtp_head), target)};
+  auto from = [&](NormConvention c) {
+    return c == NormConvention::kZeroCentred || c == NormConvention::kShifted ? c : cp.norms.trunk;
+  };
+  cp.deltas = {Delta(cp.norms.trunk, target), Delta(from(cp.norms.mtp_layers), target),
+               Delta(from(cp.norms.mtp_head), target)};
 
   const TextGeometry& g = cfg.text;
   uint64_t in_channels = 3;
@@ -124,7 +138,10 @@ Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan p, c
   for (auto& t : p.tensors) {
     ModelPart part = PartOf(t.name);
     if ((o.drop_mtp && part == ModelPart::kMtp) || (o.drop_vision && part == ModelPart::kVision)) continue;
-    if (to_mlx && tied && part == ModelPart::kLmHead) { ++dropped_head; continue; }
+    if (to_mlx && tied && part == ModelPart::kLmHead) {
+      ++dropped_head;
+      continue;
+    }
     kept.tensors.push_back(t);
   }
   if (dropped_head) cp.notes.push_back("lm_head dropped: embeddings are tied (mlx sanitize drops it too)");
@@ -151,9 +168,12 @@ Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan p, c
     FORGE_ASSIGN_OR_RETURN(p, AxesToHf(p, in_channels, cp.source_format == "hf"));
   }
   FORGE_ASSIGN_OR_RETURN(p, ShiftNorms(p, cp.deltas, std::nullopt));
-  for (const auto& [label, delta] : {std::pair{"backbone", cp.deltas.backbone}, std::pair{"MTP layer", cp.deltas.mtp_layers},
-                                     std::pair{"MTP head", cp.deltas.mtp_head}}) {
-    if (delta != 0) cp.notes.push_back(fmt::format("{} norms {:+g} (to {})", label, delta, inspect::NormConventionName(target)));
+  for (const auto& [label, delta] :
+       {std::pair{"backbone", cp.deltas.backbone}, std::pair{"MTP layer", cp.deltas.mtp_layers},
+        std::pair{"MTP head", cp.deltas.mtp_head}}) {
+    if (delta != 0)
+      cp.notes.push_back(
+          fmt::format("{} norms {:+g} (to {})", label, delta, inspect::NormConventionName(target)));
   }
   if (o.dtype) {
     FORGE_ASSIGN_OR_RETURN(p, CastFloats(p, *o.dtype));
@@ -172,7 +192,8 @@ Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan p, c
   const int mtp_layers = CountMtpLayers(cp.plan);
   if (text.contains("mtp_num_hidden_layers") || mtp_layers > 0) text["mtp_num_hidden_layers"] = mtp_layers;
   if (mtp_layers != g.mtp_layers) {
-    cp.notes.push_back(fmt::format("mtp_num_hidden_layers {} -> {} (consistent with the tensors)", g.mtp_layers, mtp_layers));
+    cp.notes.push_back(fmt::format("mtp_num_hidden_layers {} -> {} (consistent with the tensors)",
+                                   g.mtp_layers, mtp_layers));
   }
   if (o.drop_vision) cp.config.erase("vision_config");
   if (to_mlx) {
@@ -190,13 +211,17 @@ Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan p, c
     }
     cp.metadata = {{"format", "mlx"}};
   } else {
-    if (!provenance.is_null() && provenance.contains("model_type")) cp.config["model_type"] = provenance["model_type"];
+    if (!provenance.is_null() && provenance.contains("model_type"))
+      cp.config["model_type"] = provenance["model_type"];
     cp.config.erase(kProvenanceKey);
     cp.metadata = {{"format", "pt"}};
   }
-  cp.already_in_target = (to_mlx ? cp.source_format == "mlx" : cp.source_format == "hf") && cp.deltas.backbone == 0 &&
-                         cp.deltas.mtp_layers == 0 && cp.deltas.mtp_head == 0 && !o.dtype;
-  if (cp.already_in_target) cp.notes.push_back(fmt::format("input is already in {} layout: every pass is a no-op", to_mlx ? "MLX" : "HF"));
+  cp.already_in_target = (to_mlx ? cp.source_format == "mlx" : cp.source_format == "hf") &&
+                         cp.deltas.backbone == 0 && cp.deltas.mtp_layers == 0 && cp.deltas.mtp_head == 0 &&
+                         !o.dtype;
+  if (cp.already_in_target)
+    cp.notes.push_back(
+        fmt::format("input is already in {} layout: every pass is a no-op", to_mlx ? "MLX" : "HF"));
   return cp;
 }
 

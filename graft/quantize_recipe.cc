@@ -5,6 +5,7 @@
 #include "graft/cast_pass.h"
 #include "graft/convert.h"
 #include "graft/float_view.h"
+#include "inspect/classify.h"
 #include "quantize/dequantize_pass.h"
 #include "quantize/quant_config.h"
 #include "quantize/quantize_pass.h"
@@ -21,7 +22,8 @@ bool IsQwen(const Checkpoint& ckpt) {
 void DropQuantizationKeys(nlohmann::json* cfg) {
   cfg->erase("quantization");
   cfg->erase("quantization_config");
-  if (cfg->contains("text_config") && (*cfg)["text_config"].is_object()) (*cfg)["text_config"].erase("quantization_config");
+  if (cfg->contains("text_config") && (*cfg)["text_config"].is_object())
+    (*cfg)["text_config"].erase("quantization_config");
 }
 
 // The float plan of an MLX-layout checkpoint: dequantized when quantized.
@@ -51,7 +53,8 @@ Result<QuantizeRecipe> BuildQuantizeRecipe(const Checkpoint& ckpt, QuantizeOptio
   } else {
     r.input_kind = "tensors";
     o.policy.qwen_model = false;
-    r.notes.push_back("no Qwen3.5/3.6 config: tensor-level mode (every 2-D+ float .weight whose last dim divides)");
+    r.notes.push_back(
+        "no Qwen3.5/3.6 config: tensor-level mode (every 2-D+ float .weight whose last dim divides)");
     if (ckpt.config()) r.config = ckpt.config()->raw;
     FORGE_ASSIGN_OR_RETURN(p, FloatPlan(ckpt, o.dtype, &r.input_kind));
     auto fmt_it = ckpt.shards().front()->header().metadata.find("format");
@@ -76,9 +79,14 @@ Result<QuantizeRecipe> BuildQuantizeRecipe(const Checkpoint& ckpt, QuantizeOptio
 Result<QuantizeRecipe> BuildDequantizeRecipe(const Checkpoint& ckpt, std::optional<DType> dtype) {
   QuantizeRecipe r;
   r.input_kind = "mlx";
+  if (ckpt.config()) {
+    FORGE_RETURN_IF_ERROR(
+        inspect::RequireConfigAgreesWithTensors(inspect::InspectCheckpoint(ckpt), ckpt.dir()));
+  }
   FORGE_ASSIGN_OR_RETURN(r.plan, FloatPlan(ckpt, dtype, &r.input_kind));
   if (r.input_kind != "mlx-quantized") {
-    return Status::Error(ExitCode::kNothingToDo, "no quantized tensors (no .scales): nothing to dequantize", ckpt.dir());
+    return Status::Error(ExitCode::kNothingToDo, "no quantized tensors (no .scales): nothing to dequantize",
+                         ckpt.dir());
   }
   if (dtype) {
     FORGE_ASSIGN_OR_RETURN(r.plan, CastFloats(r.plan, *dtype));
@@ -88,7 +96,8 @@ Result<QuantizeRecipe> BuildDequantizeRecipe(const Checkpoint& ckpt, std::option
     DropQuantizationKeys(&*r.config);
   }
   auto fmt_it = ckpt.shards().front()->header().metadata.find("format");
-  r.metadata = {{"format", fmt_it != ckpt.shards().front()->header().metadata.end() ? fmt_it->second : "mlx"}};
+  r.metadata = {
+      {"format", fmt_it != ckpt.shards().front()->header().metadata.end() ? fmt_it->second : "mlx"}};
   return r;
 }
 

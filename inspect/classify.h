@@ -20,8 +20,8 @@ struct MtpReport {
   MtpStatus status = MtpStatus::kAbsent;
   int64_t declared_layers = 0;
   bool declared_key_present = false;
-  int tensors = 0;          // tensors under mtp.* (quantization companions included)
-  int layers_present = 0;   // distinct mtp.layers.N
+  int tensors = 0;                   // tensors under mtp.* (quantization companions included)
+  int layers_present = 0;            // distinct mtp.layers.N
   std::vector<std::string> missing;  // expected MTP tensors absent (part-relative names)
   std::string fix;
 };
@@ -47,6 +47,9 @@ struct Report {
   bool indexed = false;
   std::vector<std::string> aux_files;
   std::vector<std::string> problems;  // structural: exit 4
+  // The problems where config.json and the tensors disagree (all but naming and norm-convention ones, which
+  // convert has options for): a pass refuses a source with any (RequireConfigAgreesWithTensors).
+  std::vector<std::string> config_problems;
   std::vector<std::string> warnings;
   std::string verdict;
   std::string fix;
@@ -54,6 +57,11 @@ struct Report {
 };
 
 Report InspectCheckpoint(const Checkpoint& ckpt);
+
+// Exit 4 naming config.json, the first disagreement and how many there are, when `r` has config problems:
+// what convert, quantize and dequantize check before planning, so no output keeps a config that
+// contradicts its tensors.
+Status RequireConfigAgreesWithTensors(const Report& r, const std::string& dir);
 
 // The expert layout of one block's tensors (role list).
 ExpertLayout DetectExpertLayout(const std::vector<TensorRole>& roles, bool moe_config);
