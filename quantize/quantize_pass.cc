@@ -129,9 +129,11 @@ class ModuleJob {
     FORGE_ASSIGN_OR_RETURN(plan::Tensor in, plan::EvaluateRange(*input_, c->row_begin * k_, c->row_end * k_, read));
     const uint64_t bad = FirstNonFinite(dt, in.data, n);
     if (bad < n) {
+      // Named by the source file it was read from (the tensor by its output name, which the plan carries).
+      const std::string file = read->empty() || read->front().file == nullptr ? "" : read->front().file->path();
       return Status::Invalid(fmt::format("element {} is {}: refusing to quantize (MLX would silently produce garbage)",
                                          c->row_begin * k_ + bad, LoadAsF32(dt, in.data, bad)),
-                             {}, name_);
+                             file, name_);
     }
     const DType sdt = ScalesDType(p_, dt);
     const uint64_t groups = k_ / static_cast<uint64_t>(p_.group_size), scale_bytes = DTypeBits(sdt) / 8;

@@ -161,6 +161,27 @@ TEST(Faults, OutOfSpaceIsOneClearErrorAndLeavesNothing) {
   EXPECT_TRUE(Leftovers(t.path(), "").empty()) << Leftovers(t.path(), "").front();
 }
 
+// A real full disk: a 10 MB tmpfs mounted in a private user + mount namespace (no root needed where the
+// kernel allows unprivileged namespaces; skipped elsewhere, the file-size-limit test above still runs).
+TEST(Faults, FullTmpfsIsOneClearErrorAndLeavesNothing) {
+  if (std::system("unshare --user --map-root-user --mount true >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "no unprivileged user+mount namespaces here";
+  }
+  TempDir t;
+  const std::string src = MakeSource(t), mnt = t.Sub("small");
+  fs::create_directory(mnt);
+  const std::string script = "mount -t tmpfs -o size=10m tmpfs " + mnt + " && " + FORGE_BIN +
+                             " reshard --src " + src + " --out " + mnt + "/out 2>" + t.Sub("stderr") +
+                             "; echo $? >" + t.Sub("rc") + "; ls -A " + mnt + " >" + t.Sub("left");
+  ASSERT_EQ(std::system(("unshare --user --map-root-user --mount sh -c '" + script + "'").c_str()), 0);
+  EXPECT_EQ(ReadFile(t.Sub("rc")), "1\n");
+  const std::string err = ReadFile(t.Sub("stderr"));
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_NE(err.find("No space left on device"), std::string::npos) << err;
+  EXPECT_NE(err.find(".safetensors"), std::string::npos) << err;
+  EXPECT_EQ(ReadFile(t.Sub("left")), "") << "left on the full filesystem";
+}
+
 TEST(Faults, ReadOnlySourcesAreEnough) {
   TempDir t;
   const std::string src = MakeSource(t), out = t.Sub("out");

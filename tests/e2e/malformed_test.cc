@@ -253,7 +253,7 @@ std::vector<Case> Corpus() {
        },
        kQuantize,
        1,
-       {"layers.0.mlp.up_proj.weight", "nan"}},
+       {model, "layers.0.mlp.up_proj.weight", "nan"}},
       {"quantized tensor with a wrong scales shape",
        "dense-vlm-mlx-q4",
        [](const std::string& d) {
