@@ -53,6 +53,10 @@ TEST(BpeTokenizer, MalformedFilesFromFuzzingAreOneError) {
       // A Sequence pre-tokenizer without its list (was a read past a const JSON object: undefined behaviour).
       {ReadFile(FixturePath("fuzz-regressions/tokenizer-sequence-without-list.json")), "pretokenizers"},
       {minimal + R"("pre_tokenizer": {"type": "Sequence"}})", "pretokenizers"},
+      // Token ids that indexed outside the id table or sized it to petabytes (found on 15 cores, 9 minutes).
+      {ReadFile(FixturePath("fuzz-regressions/tokenizer-huge-vocab-id.json")), "[0, 2^24)"},
+      {ReadFile(FixturePath("fuzz-regressions/tokenizer-negative-added-id.json")), "[0, 2^24)"},
+      {minimal + R"("added_tokens": [{"content": "x", "id": -1}]})", "[0, 2^24)"},
       // Fields of the wrong JSON type (were escaped exceptions).
       {minimal + R"("added_tokens": [{"content": 1, "id": "x"}]})", "unexpected JSON type"},
       {minimal + R"("pre_tokenizer": {"type": "Sequence", "pretokenizers": [7]}})", "unexpected JSON type"},

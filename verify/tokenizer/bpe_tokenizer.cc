@@ -115,10 +115,13 @@ Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::LoadJson(const std::string& 
   const auto& model = j["model"];
   if (model.value("type", "") != "BPE") return bad("model.type must be BPE");
   if (!model.contains("vocab") || !model["vocab"].is_object()) return bad("model.vocab must be an object");
+  // Ids index a table: bounded, so a hostile file can neither index outside it nor size it to exabytes
+  // (both found by fuzz/tokenizer_fuzz). Real vocabularies are below 300 k.
+  constexpr int64_t kMaxTokenId = int64_t{1} << 24;
   int64_t max_id = -1;
   for (const auto& [tok, id] : model["vocab"].items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0)
-      return bad("vocab id of '" + tok + "' is not a non-negative integer");
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= kMaxTokenId)
+      return bad("vocab id of '" + tok + "' is not an integer in [0, 2^24)");
     t->vocab_[tok] = id.get<int64_t>();
     max_id = std::max(max_id, id.get<int64_t>());
   }
@@ -126,6 +129,7 @@ Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::LoadJson(const std::string& 
     for (const auto& a : j["added_tokens"]) {
       if (!a.contains("content") || !a.contains("id")) return bad("added_tokens entry without content/id");
       const int64_t id = a["id"].get<int64_t>();
+      if (id < 0 || id >= kMaxTokenId) return bad(fmt::format("added token id {} is not in [0, 2^24)", id));
       t->added_.emplace_back(a["content"].get<std::string>(), id);
       max_id = std::max(max_id, id);
     }
