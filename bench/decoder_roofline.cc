@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "forge/base/thread_pool.h"
+#include "verify/model/affine_rows.h"
 #include "verify/model/decoder.h"
 #include "verify/spec/speculative.h"
 
@@ -38,15 +39,13 @@ double ReadBandwidth(ThreadPool& pool) {
   double best = 0;
   for (int rep = 0; rep < 5; ++rep) {
     const double t0 = Now();
-    Status st = pool.RunAll(pool.size(), [&](size_t c) {
+    ParallelFor(&pool, pool.size(), [&](size_t c) {
       const size_t b = n * c / pool.size(), e = n * (c + 1) / pool.size();
       uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
       for (size_t i = b; i + 4 <= e; i += 4)
         s0 += buf[i], s1 += buf[i + 1], s2 += buf[i + 2], s3 += buf[i + 3];
       sums[c] = s0 + s1 + s2 + s3;
-      return Status();
     });
-    (void)st;
     best = std::max(best, static_cast<double>(n * sizeof(uint64_t)) / (Now() - t0));
   }
   const uint64_t total = std::accumulate(sums.begin(), sums.end(), uint64_t{0});
@@ -80,11 +79,7 @@ double FmaPeak(ThreadPool& pool) {
   double best = 0;
   for (int rep = 0; rep < 3; ++rep) {
     const double t0 = Now();
-    Status st = pool.RunAll(pool.size(), [&](size_t c) {
-      sink[c] = FmaChains();
-      return Status();
-    });
-    (void)st;
+    ParallelFor(&pool, pool.size(), [&](size_t c) { sink[c] = FmaChains(); });
     best = std::max(best, static_cast<double>(kIters) * kChains * pool.size() / (Now() - t0));
   }
   __asm__ volatile("" : : "r"(sink.data()) : "memory");
@@ -133,7 +128,7 @@ int main(int argc, char** argv) {
       *w, [](const model::Matrix& m) { return m.empty() ? 0 : static_cast<uint64_t>(m.rows() * m.cols()); });
   const double bw = ReadBandwidth(pool);
   const double roofline = bw / static_cast<double>(per_token);
-  const double fma = __builtin_cpu_supports("avx512f") ? FmaPeak(pool) : 0;
+  const double fma = model::CpuHasAvx512() ? FmaPeak(pool) : 0;
 
   model::Decoder dec(*w, &pool);
   model::MtpHead mtp(*w, &pool);

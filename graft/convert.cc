@@ -94,13 +94,14 @@ Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan p, c
   if (!ckpt.config())
     return Status::Invalid("convert needs config.json (geometry, tying, vision)", ckpt.dir());
   const ModelConfig& cfg = *ckpt.config();
-  FORGE_RETURN_IF_ERROR(
-      inspect::RequireConfigAgreesWithTensors(inspect::InspectCheckpoint(ckpt), ckpt.dir()));
   cp.source_format = DetectSourceFormat(ckpt);
   if (cp.source_format == "mixed" || cp.source_format == "unknown") {
     return Status::Error(ExitCode::kStructural,
                          fmt::format("tensor names are {} HF/MLX naming", cp.source_format), ckpt.dir());
   }
+  // After the naming check: names that mix conventions would show up as missing tensors first.
+  FORGE_RETURN_IF_ERROR(
+      inspect::RequireConfigAgreesWithTensors(inspect::InspectCheckpoint(ckpt), ckpt.dir()));
   const bool to_mlx = o.to == TargetFormat::kMlx;
 
   // Norm deltas from the evidence, never from magnitudes alone.

@@ -70,4 +70,16 @@ Status ThreadPool::RunAll(size_t n, const std::function<Status(size_t)>& job) {
   return Status();
 }
 
+void ParallelFor(ThreadPool* pool, size_t n, const std::function<void(size_t)>& job) {
+  if (pool == nullptr || pool->size() <= 1 || n < 2) {
+    for (size_t i = 0; i < n; ++i) job(i);
+    return;
+  }
+  Status st = pool->RunAll(n, [&](size_t i) {
+    job(i);
+    return Status();
+  });
+  (void)st;  // the jobs cannot fail
+}
+
 }  // namespace forge

@@ -38,4 +38,8 @@ class ThreadPool {
 
 unsigned DefaultThreadCount();
 
+// Runs job(i) for i in [0, n) and waits: on `pool` when there is one with more than one thread, inline
+// otherwise. For jobs that cannot fail (RunAll collects errors).
+void ParallelFor(ThreadPool* pool, size_t n, const std::function<void(size_t)>& job);
+
 }  // namespace forge

@@ -46,6 +46,14 @@ void EditHeader(const std::string& dir, const std::function<void(nlohmann::order
   s.Write(dir + "/model.safetensors");
 }
 
+// Moves one tensor's data_offsets by the given amounts (the bytes stay where they are).
+void MoveOffsets(const std::string& dir, const std::string& tensor, int64_t begin_by, int64_t end_by) {
+  EditHeader(dir, [&](nlohmann::ordered_json& j) {
+    auto& o = j[tensor]["data_offsets"];
+    o = {o[0].get<int64_t>() + begin_by, o[1].get<int64_t>() + end_by};
+  });
+}
+
 // Edits the header text of DIR/model.safetensors (for what JSON cannot express: duplicates, bad UTF-8).
 void EditHeaderText(const std::string& dir, const std::string& from, const std::string& to) {
   Shard s = Shard::Read(dir + "/model.safetensors");
@@ -163,23 +171,13 @@ std::vector<Case> Corpus() {
        {model, kUp, "overflow"}},
       {"overlapping offsets",
        "dense-vlm-hf",
-       [](const std::string& d) {
-         EditHeader(d, [](nlohmann::ordered_json& j) {
-           auto& o = j[kUp]["data_offsets"];
-           o = {o[0].get<uint64_t>() - 8, o[1].get<uint64_t>() - 8};
-         });
-       },
+       [](const std::string& d) { MoveOffsets(d, kUp, -8, -8); },
        kConvert,
        1,
        {model, kUp, "InvalidOffset"}},
       {"offsets past the end",
        "dense-vlm-hf",
-       [](const std::string& d) {
-         EditHeader(d, [](nlohmann::ordered_json& j) {
-           auto& o = j[kUp]["data_offsets"];
-           o = {o[0].get<uint64_t>(), o[1].get<uint64_t>() + (1u << 30)};
-         });
-       },
+       [](const std::string& d) { MoveOffsets(d, kUp, 0, int64_t{1} << 30); },
        kConvert,
        1,
        {model, kUp}},

@@ -1,7 +1,6 @@
 #include "verify/model/layers.h"
 
 #include <algorithm>
-#include <functional>
 #include <numeric>
 
 namespace forge::verify::model {
@@ -48,19 +47,6 @@ void ApplyRope(float* head, int64_t rope_dims, double theta, int64_t position) {
 }
 
 namespace {
-
-// n independent jobs on the pool, or inline without one.
-void ParallelFor(ThreadPool* pool, size_t n, const std::function<void(size_t)>& job) {
-  if (pool == nullptr || pool->size() <= 1 || n < 2) {
-    for (size_t i = 0; i < n; ++i) job(i);
-    return;
-  }
-  Status st = pool->RunAll(n, [&](size_t i) {
-    job(i);
-    return Status();
-  });
-  (void)st;  // the jobs cannot fail
-}
 
 struct GdnHeadInput {
   const float* k;  // [Dk], l2-normalized
@@ -144,17 +130,16 @@ void GatedDeltaNet(const LayerContext& c, const GdnWeights& w, const Rows& xs, G
       }
     }
     // Heads are independent: spread over the pool (each head's arithmetic is the same whatever the split).
-    const int64_t t_now = t;
     ParallelFor(c.mm.pool(), static_cast<size_t>(Hv), [&](size_t hi) {
       const int64_t h = static_cast<int64_t>(hi);
       const int64_t kh = h / (Hv / Hk);  // consecutive value heads share a key head
-      GdnHeadInput head{k + kh * Dk, q + kh * Dk, v + h * Dv, Sigmoid(b.at(t_now)[h]),
-                        std::exp(-std::exp(w.a_log[h]) * Softplus(a.at(t_now)[h] + w.dt_bias[h]))};
-      float* o = core.at(t_now) + h * Dv;
+      GdnHeadInput head{k + kh * Dk, q + kh * Dk, v + h * Dv, Sigmoid(b.at(t)[h]),
+                        std::exp(-std::exp(w.a_log[h]) * Softplus(a.at(t)[h] + w.dt_bias[h]))};
+      float* o = core.at(t) + h * Dv;
       GdnHeadStep(head, Dk, Dv, state.ssm.data() + h * Dk * Dv, o);
       // Gated RMSNorm: plain weight, then silu(z) of the same head.
       const float inv = static_cast<float>(1.0 / std::sqrt(Dot(o, o, Dv) / static_cast<double>(Dv) + g.eps));
-      const float* zh = z.at(t_now) + h * Dv;
+      const float* zh = z.at(t) + h * Dv;
       for (int64_t j = 0; j < Dv; ++j) o[j] = (w.norm[j] * (o[j] * inv)) * Silu(zh[j]);
     });
     if (after_each) after_each->push_back(state);

@@ -94,11 +94,9 @@ void MatMul::Run(const Matrix& w, const std::vector<const float*>& xs, const std
     return;
   }
   const int64_t chunks = std::min<int64_t>(rows, static_cast<int64_t>(threads) * 4);
-  Status st = pool_->RunAll(static_cast<size_t>(chunks), [&](size_t c) {
+  ParallelFor(pool_, static_cast<size_t>(chunks), [&](size_t c) {
     run_rows(rows * static_cast<int64_t>(c) / chunks, rows * static_cast<int64_t>(c + 1) / chunks);
-    return Status();
   });
-  (void)st;  // the jobs cannot fail
 }
 
 }  // namespace forge::verify::model
