@@ -67,16 +67,17 @@ std::map<std::string, FileState> Snapshot(const std::string& dir) {
 }
 
 // Starts forge with `args`; `in_child` runs between fork and exec (limits, credentials).
-pid_t Spawn(const std::vector<std::string>& args, const std::function<void()>& in_child = {}) {
+pid_t Spawn(const std::vector<std::string>& args, const std::function<void()>& in_child = {},
+            const std::string& binary = FORGE_BIN) {
   const pid_t pid = ::fork();
   if (pid == 0) {
     if (in_child) in_child();
     const int null = ::open("/dev/null", O_WRONLY);
     ::dup2(null, 1);
-    std::vector<char*> argv{const_cast<char*>(FORGE_BIN)};
+    std::vector<char*> argv{const_cast<char*>(binary.c_str())};
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    ::execv(FORGE_BIN, argv.data());
+    ::execv(binary.c_str(), argv.data());
     ::_exit(127);
   }
   return pid;
@@ -206,9 +207,17 @@ TEST(Faults, ReadOnlySourcesAreEnough) {
   if (root && nobody == nullptr) GTEST_SKIP() << "root without a 'nobody' user: cannot drop privileges";
   const uid_t uid = root ? nobody->pw_uid : 0;
   const gid_t gid = root ? nobody->pw_gid : 0;
-  const pid_t pid = Spawn({"reshard", "--src", src, "--out", out, "--max-shard-size", "20MB", "-q"}, [&] {
-    if (root && (::setgid(gid) != 0 || ::setuid(uid) != 0)) ::_exit(126);
-  });
+  // A copy of the binary `nobody` can reach: the build tree may sit in a directory only its owner can enter.
+  const std::string binary = t.Sub("forge");
+  fs::copy_file(FORGE_BIN, binary);
+  fs::permissions(binary, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                              fs::perms::others_read | fs::perms::others_exec);
+  const pid_t pid = Spawn(
+      {"reshard", "--src", src, "--out", out, "--max-shard-size", "20MB", "-q"},
+      [&] {
+        if (root && (::setgid(gid) != 0 || ::setuid(uid) != 0)) ::_exit(126);
+      },
+      binary);
   EXPECT_EQ(Wait(pid), 0);
   EXPECT_TRUE(fs::exists(out + "/model.safetensors.index.json"));
   fs::permissions(src, fs::perms::owner_all);
