@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "forge/ckpt/model_family.h"
 #include "graft/cast_pass.h"
 #include "graft/convert.h"
 #include "graft/float_view.h"
@@ -13,10 +14,18 @@
 namespace forge::graft {
 namespace {
 
-bool IsQwen(const Checkpoint& ckpt) {
-  if (!ckpt.config()) return false;
-  const std::string& mt = ckpt.config()->model_type;
-  return mt.rfind("qwen3_5", 0) == 0 || mt.rfind("qwen3_6", 0) == 0;
+// A checkpoint whose tensors are Qwen3.5/3.6's but whose config.json does not say so (missing, or only a
+// quantization block) would be quantized matrix by matrix, vision tower, routers and mtp.fc included: the
+// decision that matters most for MTP acceptance, taken silently. Refused unless --tensor-level asks for it.
+Status RefuseUnclaimedQwen(const Checkpoint& ckpt, const QwenClaim& claim) {
+  const std::string config = ckpt.dir() + "/config.json";
+  return Status::Error(
+      ExitCode::kStructural,
+      fmt::format("{} but '{}' is a Qwen3.5/3.6 tensor: copy the model's config.json into {}, or pass "
+                  "--tensor-level to quantize every matrix as a plain tensor set",
+                  ckpt.config() ? "config.json names no Qwen3.5/3.6 model (model_type)" : "no config.json",
+                  claim.tensor, ckpt.dir()),
+      config);
 }
 
 void DropQuantizationKeys(nlohmann::json* cfg) {
@@ -38,7 +47,9 @@ Result<QuantizeRecipe> BuildQuantizeRecipe(const Checkpoint& ckpt, QuantizeOptio
   QuantizeRecipe r;
   plan::Plan p;
   r.metadata = {{"format", "mlx"}};
-  if (IsQwen(ckpt)) {
+  const QwenClaim claim = ClaimsQwen35(ckpt);
+  if (!o.tensor_level && claim.any() && !claim.by_config) return RefuseUnclaimedQwen(ckpt, claim);
+  if (!o.tensor_level && claim.by_config) {
     ConvertOptions co;  // to MLX; an MLX input goes through as plain copies
     FORGE_ASSIGN_OR_RETURN(ConvertPlan cp, BuildConvertPlan(ckpt, co));
     r.input_kind = cp.source_format;
@@ -53,8 +64,10 @@ Result<QuantizeRecipe> BuildQuantizeRecipe(const Checkpoint& ckpt, QuantizeOptio
   } else {
     r.input_kind = "tensors";
     o.policy.qwen_model = false;
-    r.notes.push_back(
-        "no Qwen3.5/3.6 config: tensor-level mode (every 2-D+ float .weight whose last dim divides)");
+    r.notes.push_back(o.tensor_level
+                          ? "--tensor-level: every 2-D+ float .weight whose last dim divides, names untouched"
+                          : "no Qwen3.5/3.6 model here: tensor-level mode (every 2-D+ float .weight whose last "
+                            "dim divides)");
     if (ckpt.config()) r.config = ckpt.config()->raw;
     FORGE_ASSIGN_OR_RETURN(p, FloatPlan(ckpt, o.dtype, &r.input_kind));
     auto fmt_it = ckpt.shards().front()->header().metadata.find("format");
@@ -79,7 +92,9 @@ Result<QuantizeRecipe> BuildQuantizeRecipe(const Checkpoint& ckpt, QuantizeOptio
 Result<QuantizeRecipe> BuildDequantizeRecipe(const Checkpoint& ckpt, std::optional<DType> dtype) {
   QuantizeRecipe r;
   r.input_kind = "mlx";
-  if (ckpt.config()) {
+  // The geometry rules are Qwen3.5/3.6's: a config.json of another model (or one holding only a
+  // quantization block, as tensor-level quantize writes) has nothing for them to check.
+  if (ckpt.config() && ClaimsQwen35(ckpt).any()) {
     FORGE_RETURN_IF_ERROR(
         inspect::RequireConfigAgreesWithTensors(inspect::InspectCheckpoint(ckpt), ckpt.dir()));
   }

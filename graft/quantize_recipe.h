@@ -3,7 +3,8 @@
 //   HF raw Qwen checkpoint   -> the convert passes to MLX (as mlx_lm.convert -q does), then quantize;
 //   MLX float                -> quantize;
 //   MLX quantized            -> dequantize with its config's parameters, then quantize (requantize);
-//   no Qwen config           -> pure tensor-level mode: names untouched, every 2-D+ float ".weight".
+//   no Qwen3.5/3.6 model     -> pure tensor-level mode: names untouched, every 2-D+ float ".weight";
+//   Qwen tensors, no config  -> refused (exit 4) unless --tensor-level.
 #pragma once
 
 #include <memory>
@@ -25,6 +26,7 @@ struct QuantizeOptions {
   quant::Rules rules = quant::Rules::kMlxGpu;
   std::optional<DType> dtype;  // cast float weights first (scales of affine follow)
   bool measure_fidelity = false;
+  bool tensor_level = false;  // --tensor-level: a plain tensor set even where the names are Qwen's
 };
 
 struct QuantizeRecipe {

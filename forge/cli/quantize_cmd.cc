@@ -25,7 +25,7 @@ struct QuantizeCliOptions {
   std::vector<std::string> skips, overrides;
   std::vector<std::pair<bool, std::string>> rules_in_order;  // (is_override, text)
   unsigned threads = 0;
-  bool dry_run = false, force = false;
+  bool dry_run = false, force = false, tensor_level = false;
   CommonFlags flags;
 };
 
@@ -51,6 +51,7 @@ Result<graft::QuantizeOptions> ToOptions(const QuantizeCliOptions& c) {
   o.rules = c.match == "mlx-cpu" ? quant::Rules::kMlxCpu : quant::Rules::kMlxGpu;
   o.dtype = ParseFloatDType(c.dtype);
   o.measure_fidelity = c.flags.json || !c.report.empty();
+  o.tensor_level = c.tensor_level;
   return o;
 }
 
@@ -204,6 +205,9 @@ void SetupQuantize(CLI::App& app, Action* run) {
   cmd->add_option("--report", c->report, "Write per-tensor fidelity (cosine, max/mean abs error) as JSON");
   cmd->add_option("--max-shard-size", c->max_shard_size, "Largest shard (default 5GB)");
   cmd->add_option("--threads", c->threads, "Worker threads (default: all cores)");
+  cmd->add_flag("--tensor-level", c->tensor_level,
+                "Quantize every 2-D+ float .weight as a plain tensor set, even where the names are Qwen3.5/3.6's "
+                "(no conversion, no model recipe: vision tower, routers and mtp.fc too)");
   cmd->add_flag("--dry-run", c->dry_run, "List what would be quantized and kept, without writing");
   cmd->add_flag("--force", c->force, "Replace an existing output directory");
   c->flags.Add(cmd);
