@@ -73,7 +73,7 @@ int CountMtpLayers(const plan::Plan& p) {
 Status RefuseMixed(const inspect::NormEvidence& ev) {
   return Status::Error(
       ExitCode::kStructural,
-      fmt::format("mixed norm convention: {}; pass --fix-norms shifted|zero_centred to bring every norm "
+      fmt::format("mixed norm convention: {}; pass --fix-norms shifted|zero_centered to bring every norm "
                   "to one convention",
                   inspect::DescribeNormGroups(ev)));
 }
@@ -106,14 +106,14 @@ Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan p, c
 
   // Norm deltas from the evidence, never from magnitudes alone.
   cp.norms = inspect::DetectNormConvention(ckpt, cp.source_format);
-  const NormConvention target = to_mlx ? NormConvention::kShifted : NormConvention::kZeroCentred;
+  const NormConvention target = to_mlx ? NormConvention::kShifted : NormConvention::kZeroCentered;
   if (o.fix_norms && *o.fix_norms != target) {
     return Status::Error(ExitCode::kUsage,
                          fmt::format("--fix-norms {} contradicts the {} output, whose norms are {}",
                                      inspect::NormConventionName(*o.fix_norms), to_mlx ? "MLX" : "HF",
                                      inspect::NormConventionName(target)));
   }
-  if (cp.norms.trunk != NormConvention::kZeroCentred && cp.norms.trunk != NormConvention::kShifted) {
+  if (cp.norms.trunk != NormConvention::kZeroCentered && cp.norms.trunk != NormConvention::kShifted) {
     return Status::Error(
         ExitCode::kStructural,
         fmt::format("cannot tell the backbone's norm convention: {}", fmt::join(cp.norms.evidence, "; ")),
@@ -123,7 +123,7 @@ Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan p, c
   // Layer norms that disagree among themselves have no per-tensor evidence to fix them by.
   if (cp.norms.mtp_layers == NormConvention::kMixed) return RefuseMixed(cp.norms);
   auto from = [&](NormConvention c) {
-    return c == NormConvention::kZeroCentred || c == NormConvention::kShifted ? c : cp.norms.trunk;
+    return c == NormConvention::kZeroCentered || c == NormConvention::kShifted ? c : cp.norms.trunk;
   };
   cp.deltas = {Delta(cp.norms.trunk, target), Delta(from(cp.norms.mtp_layers), target),
                Delta(from(cp.norms.mtp_head), target)};

@@ -11,7 +11,7 @@ Result<plan::Plan> ShiftNorms(const plan::Plan& in, NormDeltas deltas, std::opti
     const double delta = sn.part != ModelPart::kMtp ? deltas.backbone
                          : LayerIndex(sn.rel) >= 0  ? deltas.mtp_layers
                                                     : deltas.mtp_head;
-    if (delta == 0 || !IsZeroCentredNorm(ClassifyRole(sn)) || t.expr->meta.shape.size() != 1) {
+    if (delta == 0 || !IsZeroCenteredNorm(ClassifyRole(sn)) || t.expr->meta.shape.size() != 1) {
       out.tensors.push_back(t);
       continue;
     }

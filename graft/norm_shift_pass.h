@@ -1,5 +1,5 @@
 // The RMSNorm "+1" delta (spec §3.2; pitfalls 3-6, 21): raw HF Qwen3.5 norms compute x̂·(1+w), MLX stores
-// w+1. Only the zero-centred norms move: input/post-attention layernorms, q/k norms, the final norm, and
+// w+1. Only the zero-centered norms move: input/post-attention layernorms, q/k norms, the final norm, and
 // the MTP's pre_fc_norm_hidden / pre_fc_norm_embedding / norm and its layer norms. Never the GDN gated
 // norm (linear_attn.norm), vision norms, biases, A_log, dt_bias or conv weights.
 //

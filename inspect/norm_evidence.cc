@@ -34,7 +34,7 @@ std::string NormFamily(const std::string& rel) {
 
 std::string_view NormConventionName(NormConvention c) {
   switch (c) {
-    case NormConvention::kZeroCentred: return "zero_centred";
+    case NormConvention::kZeroCentered: return "zero_centered";
     case NormConvention::kShifted: return "shifted";
     case NormConvention::kMixed: return "mixed";
     case NormConvention::kUnknown: return "unknown";
@@ -44,7 +44,7 @@ std::string_view NormConventionName(NormConvention c) {
 
 namespace {
 
-bool Known(NormConvention c) { return c == NormConvention::kZeroCentred || c == NormConvention::kShifted; }
+bool Known(NormConvention c) { return c == NormConvention::kZeroCentered || c == NormConvention::kShifted; }
 
 // Which convention `m` sits closer to, given the backbone's mean for the same family.
 bool CloserToRaw(double m, double backbone_mean, NormConvention backbone) {
@@ -81,7 +81,7 @@ NormEvidence DetectNormConvention(const Checkpoint& ckpt, const std::string& for
       if (s[1] == 1 && s[2] != 1) { ++raw; if (first_raw.empty()) first_raw = name; }
       else if (s[2] == 1 && s[1] != 1) { ++converted; if (first_converted.empty()) first_converted = name; }
     }
-    if (!IsZeroCentredNorm(role)) continue;
+    if (!IsZeroCenteredNorm(role)) continue;
     if (sn.part == ModelPart::kMtp) {
       (LayerIndex(sn.rel) >= 0 ? ev.mtp_layer_norm_tensors : ev.mtp_head_norm_tensors).push_back(name);
       if (role == TensorRole::kMtpFinalNorm) mtp_final = name;
@@ -97,8 +97,8 @@ NormEvidence DetectNormConvention(const Checkpoint& ckpt, const std::string& for
     }
   }
   if (raw > 0 && converted == 0) {
-    ev.trunk = NormConvention::kZeroCentred;
-    ev.evidence.push_back(fmt::format("{} conv1d weights in raw HF layout [C,1,K] (e.g. {}) => backbone norms zero_centred", raw, first_raw));
+    ev.trunk = NormConvention::kZeroCentered;
+    ev.evidence.push_back(fmt::format("{} conv1d weights in raw HF layout [C,1,K] (e.g. {}) => backbone norms zero_centered", raw, first_raw));
   } else if (converted > 0 && raw == 0) {
     ev.trunk = NormConvention::kShifted;
     ev.evidence.push_back(fmt::format("{} conv1d weights in MLX layout [C,K,1] (e.g. {}) => backbone norms shifted (+1)", converted, first_converted));
@@ -106,7 +106,7 @@ NormEvidence DetectNormConvention(const Checkpoint& ckpt, const std::string& for
     ev.trunk = NormConvention::kMixed;
     ev.evidence.push_back(fmt::format("conv1d layouts disagree: {} raw [C,1,K] (e.g. {}), {} converted [C,K,1] (e.g. {})", raw, first_raw, converted, first_converted));
   } else if (format == "mlx" || format == "hf") {
-    ev.trunk = format == "mlx" ? NormConvention::kShifted : NormConvention::kZeroCentred;
+    ev.trunk = format == "mlx" ? NormConvention::kShifted : NormConvention::kZeroCentered;
     ev.evidence.push_back(fmt::format("no conv1d weight; {} naming => backbone norms {}", format, NormConventionName(ev.trunk)));
   } else {
     ev.evidence.push_back("no conv1d weight and no recognizable naming: convention unknown");
@@ -131,20 +131,20 @@ NormEvidence DetectNormConvention(const Checkpoint& ckpt, const std::string& for
     bool is_raw = CloserToRaw(m, trunk_mean, ev.trunk);
     (is_raw ? votes_raw : votes_shifted) += 1;
     ev.evidence.push_back(fmt::format("{} mean {:.4f} vs backbone {} mean {:.4f} ({}) => {}", name, m, fam, trunk_mean,
-                                      NormConventionName(ev.trunk), is_raw ? "zero_centred" : "shifted"));
+                                      NormConventionName(ev.trunk), is_raw ? "zero_centered" : "shifted"));
   }
-  if (votes_raw >= 3 * votes_shifted && votes_raw > 0) ev.mtp_layers = NormConvention::kZeroCentred;
+  if (votes_raw >= 3 * votes_shifted && votes_raw > 0) ev.mtp_layers = NormConvention::kZeroCentered;
   else if (votes_shifted >= 3 * votes_raw && votes_shifted > 0) ev.mtp_layers = NormConvention::kShifted;
   else if (votes_raw + votes_shifted > 0) {
     ev.mtp_layers = NormConvention::kMixed;
-    ev.evidence.push_back(fmt::format("MTP layer norms disagree among themselves ({} zero_centred, {} shifted)", votes_raw, votes_shifted));
+    ev.evidence.push_back(fmt::format("MTP layer norms disagree among themselves ({} zero_centered, {} shifted)", votes_raw, votes_shifted));
   }
 
   // MTP head norms: mtp.norm against the backbone's final norm; pre_fc norms follow.
   if (!mtp_final.empty() && !std::isnan(backbone_final)) {
     double m = MeanOf(*ckpt.Find(mtp_final));
     bool is_raw = CloserToRaw(m, backbone_final, ev.trunk);
-    ev.mtp_head = is_raw ? NormConvention::kZeroCentred : NormConvention::kShifted;
+    ev.mtp_head = is_raw ? NormConvention::kZeroCentered : NormConvention::kShifted;
     ev.evidence.push_back(fmt::format("{} mean {:.4f} vs backbone final norm mean {:.4f} ({}) => MTP head norms {}", mtp_final, m,
                                       backbone_final, NormConventionName(ev.trunk), NormConventionName(ev.mtp_head)));
   } else {

@@ -1,4 +1,4 @@
-// RMSNorm convention of a checkpoint: zero_centred (raw HF, y = x̂·(1+w)), shifted (MLX, w+1 stored) or
+// RMSNorm convention of a checkpoint: zero_centered (raw HF, y = x̂·(1+w)), shifted (MLX, w+1 stored) or
 // mixed, with the evidence used (spec §3.6, pitfalls 3, 5, 6).
 //
 // The backbone is decided by the conv1d layout only ([C,1,K] raw, [C,K,1] converted), never by weight
@@ -20,7 +20,7 @@
 
 namespace forge::inspect {
 
-enum class NormConvention { kZeroCentred, kShifted, kMixed, kUnknown };
+enum class NormConvention { kZeroCentered, kShifted, kMixed, kUnknown };
 std::string_view NormConventionName(NormConvention c);
 
 struct NormEvidence {

@@ -76,7 +76,7 @@ Decision Decide(const std::string& name, const std::vector<uint64_t>& shape, DTy
   d.params = policy.top;
   d.reason = "default";
   if (policy.qwen_model) {
-    if (IsZeroCentredNorm(role) || role == TensorRole::kGatedNorm || role == TensorRole::kConv1d ||
+    if (IsZeroCenteredNorm(role) || role == TensorRole::kGatedNorm || role == TensorRole::kConv1d ||
         role == TensorRole::kALog || role == TensorRole::kDtBias) {
       d = {false, {}, std::string(TensorRoleName(role)) + " is never quantized"};
     } else if (sn.part == ModelPart::kVision) {

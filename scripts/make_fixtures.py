@@ -65,7 +65,7 @@ def perturb(named_params, seed):
             elif name.endswith("linear_attn.norm.weight"):
                 p.copy_(1 + torch.randn(p.shape, generator=g) * 0.1)  # plain weight, init 1
             elif p.dim() == 1 and "norm" in name and "visual" not in name and "vision" not in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.2)  # zero-centred gains
+                p.copy_(torch.randn(p.shape, generator=g) * 0.2)  # zero-centered gains
             elif p.dim() == 1:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.02 + (1.0 if "norm" in name and name.endswith("weight") else 0.0))
             else:

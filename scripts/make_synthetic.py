@@ -5,7 +5,7 @@ library only; streams (one 64 MiB data pool reused at rotating offsets), so a 35
 costs disk, not memory.
 
 Layouts: HF raw as the official Qwen3.5 files are (fused backbone experts, per-expert MTP experts, conv1d
-[C,1,K], zero-centred norms, `model.language_model.*` / `model.visual.*` / `mtp.*`), or MLX as mlx-vlm writes
+[C,1,K], zero-centered norms, `model.language_model.*` / `model.visual.*` / `mtp.*`), or MLX as mlx-vlm writes
 it (`language_model.model.*`, `switch_mlp` stacks, conv1d [C,K,1], MTP kept as `language_model.mtp.*`,
 `vision_tower.*` with a channels-last patch embedding).
 

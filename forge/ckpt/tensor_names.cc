@@ -121,7 +121,7 @@ std::string_view TensorRoleName(TensorRole r) {
   return kNames[static_cast<int>(r)];
 }
 
-bool IsZeroCentredNorm(TensorRole r) {
+bool IsZeroCenteredNorm(TensorRole r) {
   return r == TensorRole::kFinalNorm || r == TensorRole::kLayerNorm || r == TensorRole::kQkNorm ||
          r == TensorRole::kMtpPreFcNorm || r == TensorRole::kMtpFinalNorm;
 }

@@ -32,8 +32,8 @@ enum class TensorRole {
 TensorRole ClassifyRole(const SplitName& n);
 std::string_view TensorRoleName(TensorRole r);
 
-// Zero-centred RMSNorms that the HF->MLX conversion shifts by +1 (never the GDN gated norm, spec §3.2).
-bool IsZeroCentredNorm(TensorRole r);
+// Zero-centered RMSNorms that the HF->MLX conversion shifts by +1 (never the GDN gated norm, spec §3.2).
+bool IsZeroCenteredNorm(TensorRole r);
 
 // "<base>.experts.<e>.<proj>_proj.weight" with proj gate/up/down -> base ("...mlp"), e, proj.
 bool ParsePerExpertName(const std::string& name, std::string* base, int* expert, std::string* proj);

@@ -31,7 +31,7 @@ Result<graft::ConvertOptions> ToOptions(const ConvertCliOptions& c) {
   o.drop_mtp = c.drop_mtp;
   o.drop_vision = c.drop_vision;
   if (!c.fix_norms.empty()) {
-    o.fix_norms = c.fix_norms == "shifted" ? inspect::NormConvention::kShifted : inspect::NormConvention::kZeroCentred;
+    o.fix_norms = c.fix_norms == "shifted" ? inspect::NormConvention::kShifted : inspect::NormConvention::kZeroCentered;
   }
   if (!c.expert_layout.empty()) o.hf_backbone_layout = graft::ParseHfExpertLayout(c.expert_layout);
   if (!c.mtp_expert_layout.empty()) o.hf_mtp_layout = graft::ParseHfExpertLayout(c.mtp_expert_layout);
@@ -147,8 +147,8 @@ void SetupConvert(CLI::App& app, Action* run) {
   cmd->add_flag("--drop-mtp", c->drop_mtp, "Leave the MTP head out (config set to 0 MTP layers)");
   cmd->add_flag("--drop-vision", c->drop_vision, "Leave the vision tower and vision_config out");
   cmd->add_option("--fix-norms", c->fix_norms,
-                  "Bring a mixed-convention checkpoint to this convention (shifted for MLX, zero_centred for HF)")
-      ->check(CLI::IsMember({"shifted", "zero_centred"}));
+                  "Bring a mixed-convention checkpoint to this convention (shifted for MLX, zero_centered for HF)")
+      ->check(CLI::IsMember({"shifted", "zero_centered", "zero_centred"}));  // the British spelling read too
   cmd->add_option("--expert-layout", c->expert_layout, "--to hf: backbone experts fused (default) or per_expert")
       ->check(CLI::IsMember({"fused", "per_expert", "per-expert"}));
   cmd->add_option("--mtp-expert-layout", c->mtp_expert_layout, "--to hf: MTP experts per_expert (default) or fused")

@@ -203,3 +203,40 @@ TEST(CliGraft, GraftVerifyAndRefusals) {
 
 }  // namespace
 }  // namespace forge
+
+namespace forge {
+namespace {
+using namespace testing;
+
+// The spelling of the norm convention is the specification's, `zero_centered`, in every JSON value and
+// text line; --fix-norms reads the British spelling too, with the same result.
+TEST(Cli, NormConventionIsSpelledZeroCentered) {
+  auto hf = RunForge("inspect config --json " + FixturePath("moe-vlm-hf"));
+  auto j = nlohmann::json::parse(hf.out);
+  EXPECT_EQ(j["norm_convention"], "zero_centered");
+  for (const char* k : {"backbone", "mtp", "mtp_layer_norms", "mtp_head_norms"})
+    EXPECT_EQ(j["norm_detail"][k], "zero_centered") << k;
+  auto mixed = nlohmann::json::parse(RunForge("inspect config --json " + FixturePath("moe-vlm-mlx-mixed")).out);
+  EXPECT_EQ(mixed["norm_detail"]["mtp_layer_norms"], "zero_centered");
+  for (const char* fixture : {"moe-vlm-hf", "moe-vlm-mlx-mixed"}) {
+    const std::string text = RunForge(std::string("inspect config ") + FixturePath(fixture)).out;
+    EXPECT_EQ(text.find("centred"), std::string::npos) << text;
+    EXPECT_NE(text.find("zero_centered"), std::string::npos) << text;
+  }
+  TempDir t;
+  std::string outputs[2];
+  int i = 0;
+  for (const char* spelling : {"zero_centered", "zero_centred"}) {
+    const std::string out = t.Sub(spelling);
+    auto r = RunForge("convert --quiet --src " + FixturePath("moe-vlm-mlx-mixed") + " --out " + out +
+                      " --to hf --fix-norms " + spelling);
+    ASSERT_EQ(r.exit_code, 0) << spelling << ": " << r.err;
+    EXPECT_EQ(nlohmann::json::parse(RunForge("inspect config --json " + out).out)["norm_convention"],
+              "zero_centered");
+    outputs[i++] = ReadFile(out + "/model.safetensors");
+  }
+  EXPECT_TRUE(outputs[0] == outputs[1]);
+}
+
+}  // namespace
+}  // namespace forge

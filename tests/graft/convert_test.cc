@@ -88,7 +88,7 @@ TEST(Convert, NormValuesAndStacksElementByElement) {
     SplitName sn = SplitTensorName(t.name);
     TensorRole role = ClassifyRole(sn);
     const std::string hf_name = HfName(t.name, HfNaming::kVlm);
-    if (IsZeroCentredNorm(role)) {
+    if (IsZeroCenteredNorm(role)) {
       auto in = (*src)->Find(hf_name);
       ASSERT_TRUE(in.has_value()) << hf_name;
       for (uint64_t i = 0; i < in->info->numel(); ++i) {
@@ -119,7 +119,7 @@ TEST(Convert, NormValuesAndStacksElementByElement) {
 class RoundTrip : public ::testing::TestWithParam<std::string> {};
 
 // Compares a round-tripped HF checkpoint with the original: every tensor byte-identical, except
-// zero-centred norm elements for which w + 1 is not exact in the intermediate dtype `via` (the MLX
+// zero-centered norm elements for which w + 1 is not exact in the intermediate dtype `via` (the MLX
 // format stores w + 1); those must equal the value the two roundings give. Returns how many were inexact.
 int ExpectRoundTripped(const std::string& original, const std::string& back, DType via) {
   auto a = Checkpoint::Open(original), b = Checkpoint::Open(back);
@@ -133,7 +133,7 @@ int ExpectRoundTripped(const std::string& original, const std::string& back, DTy
     EXPECT_EQ(ra.info->shape, rb->info->shape) << n;
     EXPECT_EQ(ra.info->dtype, rb->info->dtype) << n;
     const uint8_t *pa = ra.file->Data(*ra.info), *pb = rb->file->Data(*rb->info);
-    if (!IsZeroCentredNorm(ClassifyRole(SplitTensorName(n)))) {
+    if (!IsZeroCenteredNorm(ClassifyRole(SplitTensorName(n)))) {
       EXPECT_EQ(0, std::memcmp(pa, pb, ra.info->nbytes())) << n;
       continue;
     }
@@ -170,7 +170,7 @@ TEST_P(RoundTrip, HfToMlxToHfIsByteIdentical) {
   }
 }
 
-// In bf16 the MLX leg stores bf16(w + 1) (spacing 2^-7 near 1): only zero-centred norms may change, each by
+// In bf16 the MLX leg stores bf16(w + 1) (spacing 2^-7 near 1): only zero-centered norms may change, each by
 // at most half that spacing, to exactly bf16(bf16(w + 1) - 1); everything else is byte-identical.
 TEST_P(RoundTrip, Bf16RoundTripChangesOnlyNormLowBits) {
   const std::string name = GetParam();
@@ -222,11 +222,11 @@ TEST(Convert, MixedConventionIsRefusedWithTheListsThenFixed) {
   EXPECT_EQ(refused.status().code(), ExitCode::kStructural);
   const std::string msg = refused.status().ToString();
   EXPECT_NE(msg.find("backbone shifted"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("MTP layer norms zero_centred (language_model.mtp.layers.0.input_layernorm.weight"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("MTP layer norms zero_centered (language_model.mtp.layers.0.input_layernorm.weight"), std::string::npos) << msg;
   EXPECT_NE(msg.find("MTP head norms shifted (language_model.mtp.norm.weight"), std::string::npos) << msg;
   EXPECT_NE(msg.find("--fix-norms"), std::string::npos);
   ConvertOptions wrong;
-  wrong.fix_norms = inspect::NormConvention::kZeroCentred;
+  wrong.fix_norms = inspect::NormConvention::kZeroCentered;
   EXPECT_EQ(BuildConvertPlan(**mixed, wrong).status().code(), ExitCode::kUsage);
   // --fix-norms shifted adds +1 to the raw MTP layer norms only (the head norms are already shifted): the
   // result is the correctly converted checkpoint, with nothing shifted twice.
@@ -247,7 +247,7 @@ TEST(Convert, WholeRawMtpHeadInMlxTrunkIsFixedPerGroup) {
   plan::Plan p;
   for (const auto& [name, ref] : (*mlx)->tensors()) {
     auto e = plan::Source(ref).value();
-    if (name.rfind("language_model.mtp.", 0) == 0 && IsZeroCentredNorm(ClassifyRole(SplitTensorName(name)))) {
+    if (name.rfind("language_model.mtp.", 0) == 0 && IsZeroCenteredNorm(ClassifyRole(SplitTensorName(name)))) {
       e = plan::Source(*(*hf)->Find(HfName(name, HfNaming::kVlm))).value();  // the raw value
     }
     p.tensors.push_back({name, e});
@@ -259,8 +259,8 @@ TEST(Convert, WholeRawMtpHeadInMlxTrunkIsFixedPerGroup) {
   w.config = (*mlx)->config()->raw;
   ASSERT_TRUE(plan::WritePlan(p, t.Sub("rawhead"), w).ok());
   auto r = inspect::InspectCheckpoint(**Checkpoint::Open(t.Sub("rawhead")));
-  EXPECT_EQ(inspect::NormConventionName(r.norms.mtp_layers), "zero_centred");
-  EXPECT_EQ(inspect::NormConventionName(r.norms.mtp_head), "zero_centred");
+  EXPECT_EQ(inspect::NormConventionName(r.norms.mtp_layers), "zero_centered");
+  EXPECT_EQ(inspect::NormConventionName(r.norms.mtp_head), "zero_centered");
   EXPECT_EQ(r.exit_code, ExitCode::kStructural);
   ConvertOptions fix;
   fix.fix_norms = inspect::NormConvention::kShifted;

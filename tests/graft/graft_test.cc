@@ -131,7 +131,7 @@ TEST(Graft, MlxHeadIntoHfTrunkIsConvertedBack) {
     if (!IsMtp(name)) continue;
     auto got = g.out->Find(name);
     ASSERT_TRUE(got.has_value()) << name;
-    const bool norm = IsZeroCentredNorm(ClassifyRole(SplitTensorName(name)));
+    const bool norm = IsZeroCenteredNorm(ClassifyRole(SplitTensorName(name)));
     for (uint64_t i = 0; i < ref.info->numel(); ++i) {
       const float w = LoadAsF32(DType::kBF16, ref.file->Data(*ref.info), i), v = LoadAsF32(DType::kBF16, got->file->Data(*got->info), i);
       // Norms went through the MLX form: exactly bf16(bf16(w+1)-1); everything else exactly w.
@@ -140,7 +140,7 @@ TEST(Graft, MlxHeadIntoHfTrunkIsConvertedBack) {
     ++n;
   }
   EXPECT_EQ(n, 29);
-  EXPECT_EQ(NormConventionName(g.report.norms.overall), "zero_centred");
+  EXPECT_EQ(NormConventionName(g.report.norms.overall), "zero_centered");
 }
 
 TEST(Graft, QuantizedTrunkGetsAHeadQuantizedLikeIt) {

@@ -78,14 +78,14 @@ TEST(LayoutPasses, IdempotentAndInverse) {
   EXPECT_EQ(moved, 3 + 1);  // three conv1d + the patch embedding, nothing else
 }
 
-TEST(NormShift, TouchesOnlyZeroCentredNormsPerBlock) {
+TEST(NormShift, TouchesOnlyZeroCenteredNormsPerBlock) {
   std::unique_ptr<Checkpoint> c;
   plan::Plan in = Load("moe-vlm-hf", &c);
   plan::Plan mtp_only = ShiftNorms(in, {0.0, 1.0, 1.0}, std::nullopt).value();
   for (size_t i = 0; i < in.tensors.size(); ++i) {
     const std::string& n = in.tensors[i].name;
     bool changed = mtp_only.tensors[i].expr != in.tensors[i].expr;
-    bool should = n.rfind("mtp.", 0) == 0 && IsZeroCentredNorm(ClassifyRole(SplitTensorName(n)));
+    bool should = n.rfind("mtp.", 0) == 0 && IsZeroCenteredNorm(ClassifyRole(SplitTensorName(n)));
     EXPECT_EQ(changed, should) << n;
   }
 }

@@ -1,4 +1,4 @@
-// MLX-converted fixtures are the HF models with the zero-centred gains stored as bf16(1 + w) (spec §3.2,
+// MLX-converted fixtures are the HF models with the zero-centered gains stored as bf16(1 + w) (spec §3.2,
 // pitfall 21), conv taps moved, experts stacked and names changed. So the decoder over an MLX fixture must
 // compute *exactly* what it computes over the HF fixture once those gains are rounded to bf16 — a bitwise
 // check that every MLX name, layout and norm group (including the "mixed" checkpoint, whose MTP layer norms

@@ -155,9 +155,9 @@ class Resolver {
   std::string format_ = "hf";
 };
 
-// Gains as multipliers: 1 + w (zero-centred, computed in f32 like HF) or w (shifted, as stored).
-void ToGain(std::vector<float>& w, bool zero_centred) {
-  if (zero_centred)
+// Gains as multipliers: 1 + w (zero-centered, computed in f32 like HF) or w (shifted, as stored).
+void ToGain(std::vector<float>& w, bool zero_centered) {
+  if (zero_centered)
     for (float& x : w) x = 1.0f + x;
 }
 
@@ -169,7 +169,7 @@ Result<NormGroups> DecideNorms(const Checkpoint& ckpt, const std::string& format
                                std::vector<std::string>& notes) {
   const inspect::NormEvidence ev = inspect::DetectNormConvention(ckpt, format);
   auto decided = [&](inspect::NormConvention c, const char* group) -> Result<bool> {
-    if (c == inspect::NormConvention::kZeroCentred) return true;
+    if (c == inspect::NormConvention::kZeroCentered) return true;
     if (c == inspect::NormConvention::kShifted) return false;
     return Structural(
         fmt::format(
@@ -285,14 +285,14 @@ struct LayerLoader {
   }
 
   Result<LayerWeights> Layer(ModelPart part, const std::string& p, bool full_attention,
-                             bool zero_centred) const {
+                             bool zero_centered) const {
     LayerWeights L;
     L.full_attention = full_attention;
     const int64_t H = g.hidden;
     FORGE_ASSIGN_OR_RETURN(L.input_norm, r.Vector(part, p + ".input_layernorm.weight", H));
     FORGE_ASSIGN_OR_RETURN(L.post_norm, r.Vector(part, p + ".post_attention_layernorm.weight", H));
-    ToGain(L.input_norm, zero_centred);
-    ToGain(L.post_norm, zero_centred);
+    ToGain(L.input_norm, zero_centered);
+    ToGain(L.post_norm, zero_centered);
     if (full_attention) {
       const std::string a = p + ".self_attn";
       auto& W = L.attn;
@@ -302,8 +302,8 @@ struct LayerLoader {
       FORGE_ASSIGN_OR_RETURN(W.o, r.Mat(part, a + ".o_proj", H, g.heads * g.head_dim));
       FORGE_ASSIGN_OR_RETURN(W.q_norm, r.Vector(part, a + ".q_norm.weight", g.head_dim));
       FORGE_ASSIGN_OR_RETURN(W.k_norm, r.Vector(part, a + ".k_norm.weight", g.head_dim));
-      ToGain(W.q_norm, zero_centred);
-      ToGain(W.k_norm, zero_centred);
+      ToGain(W.q_norm, zero_centered);
+      ToGain(W.k_norm, zero_centered);
     } else {
       const std::string a = p + ".linear_attn";
       auto& W = L.gdn;

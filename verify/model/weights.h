@@ -3,7 +3,7 @@
 // expert, MLX switch_mlp) and float or MLX-quantized storage, shape-checked against config.json.
 //
 // Matrices stay in the mapping (see matrix.h). Vectors (norm gains, A_log, dt_bias, conv taps) are small
-// and loaded as f32. Norm gains are stored as the multiplier the norm applies: 1 + w for zero-centred
+// and loaded as f32. Norm gains are stored as the multiplier the norm applies: 1 + w for zero-centered
 // (HF) weights, w for shifted (MLX) ones, each group by its detected convention (inspect/norm_evidence.h).
 //
 // Deliberately independent of graft/ and quantize's passes: it is what checks their output.
