@@ -65,6 +65,7 @@ Result<SurgeryPlan> BuildFixConfigPlan(const Checkpoint& src) {
 Result<nlohmann::json> WriteSurgery(const Checkpoint& src, const TrunkLayout& out, const nlohmann::json& config,
                                     const std::string& out_dir, const SurgeryWrite& sw) {
   plan::WriteOptions w = plan::DerivedFrom(src);
+  for (const Checkpoint* other : sw.also_reads) plan::AddSource(*other, &w.sources);
   w.threads = sw.threads;
   w.force = sw.force;
   w.progress = sw.progress;

@@ -27,6 +27,7 @@ Result<SurgeryPlan> BuildFixConfigPlan(const Checkpoint& src);
 struct SurgeryWrite {
   bool link = false, force = false, progress = true, check_trunk = true;
   unsigned threads = 0;
+  std::vector<const Checkpoint*> also_reads;  // other inputs (graft's BASE): sources too
 };
 Result<nlohmann::json> WriteSurgery(const Checkpoint& src, const TrunkLayout& out, const nlohmann::json& config,
                                     const std::string& out_dir, const SurgeryWrite& w);

@@ -72,15 +72,30 @@ bool PathIsInside(const std::string& inner, const std::string& outer) {
   return true;
 }
 
-Result<StagedDir> StagedDir::Create(const std::string& final_path, bool force,
-                                    const std::vector<std::string>& source_dirs) {
-  for (const auto& src : source_dirs) {
-    if (PathIsInside(final_path, src) || PathIsInside(src, final_path)) {
-      return Status::Invalid("output directory overlaps a source directory '" + src +
+Status CheckAvoidsSources(const std::string& path, const Sources& sources, const char* what) {
+  for (const auto& src : sources.dirs) {
+    if (PathIsInside(path, src) || PathIsInside(src, path)) {
+      return Status::Invalid(std::string(what) + " overlaps the source directory '" + src +
                                  "' (sources are never written to)",
-                             final_path);
+                             path);
     }
   }
+  for (const auto& file : sources.files) {
+    std::error_code ec;
+    const fs::path real = fs::canonical(file, ec);  // where the bytes are: every link followed
+    if (ec) continue;                                // a file that does not exist has no bytes to lose
+    if (PathIsInside(real.string(), path) || PathIsInside(file, path)) {
+      return Status::Invalid(std::string(what) + " would hold or replace the source file '" + file + "'" +
+                                 (real != fs::absolute(file, ec).lexically_normal() ? " (it resolves to " + real.string() + ")" : "") +
+                                 " (sources are never written to)",
+                             path);
+    }
+  }
+  return Status();
+}
+
+Result<StagedDir> StagedDir::Create(const std::string& final_path, bool force, const Sources& sources) {
+  FORGE_RETURN_IF_ERROR(CheckAvoidsSources(final_path, sources, "output directory"));
   std::error_code ec;
   if (fs::exists(fs::symlink_status(final_path, ec)) && !force) {
     return Status::Invalid("output already exists (use --force to replace it)", final_path);
@@ -133,7 +148,9 @@ void StagedDir::Unlock() {
 }
 
 Status StagedDir::Commit() {
-  FORGE_RETURN_IF_ERROR(FsyncPath(temp_));
+  // Every file (shards, config, index, manifest, carried files, reports) and directory reaches the disk
+  // before the rename makes the output visible: a power cut never leaves a committed output with holes.
+  FORGE_RETURN_IF_ERROR(FsyncTree(temp_));
   std::error_code ec;
   std::string trash;
   if (fs::exists(fs::symlink_status(final_, ec))) {
@@ -158,15 +175,39 @@ Status CopyFileTo(const std::string& src, const std::string& dst) {
   std::error_code ec;
   fs::copy_file(src, dst, fs::copy_options::overwrite_existing, ec);
   if (ec) return Status::Invalid("cannot copy to '" + dst + "': " + ec.message(), src);
-  return Status();
+  return FsyncPath(dst);
 }
 
 Status WriteTextFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) return Status::Invalid("cannot write file", path);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::Invalid("cannot create file: " + Errno(), path);
+  const char* p = text.data();
+  size_t left = text.size();
+  while (left > 0) {
+    const ssize_t w = ::write(fd, p, left);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      const std::string why = Errno();
+      ::close(fd);
+      return Status::Invalid("cannot write file: " + why, path);
+    }
+    p += w;
+    left -= static_cast<size_t>(w);
+  }
+  const bool synced = ::fsync(fd) == 0 || errno == EINVAL;
+  const std::string why = Errno();
+  if (::close(fd) != 0 || !synced) return Status::Invalid("cannot write file: " + why, path);
   return Status();
+}
+
+Status FsyncTree(const std::string& dir) {
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it->is_regular_file(ec) || it->is_directory(ec)) FORGE_RETURN_IF_ERROR(FsyncPath(it->path().string()));
+  }
+  if (ec) return Status::Invalid("cannot list for fsync: " + ec.message(), dir);
+  return FsyncPath(dir);
 }
 
 Result<std::string> ReadTextFile(const std::string& path, size_t max_bytes) {

@@ -17,10 +17,20 @@
 
 namespace forge {
 
+// What a command reads and so must never write, replace or delete: every input directory (not only --src)
+// and every input file, judged by where it resolves as well as by its name (a hub-cache snapshot's files
+// are links into ../../blobs/, so replacing the blobs directory would delete the source's bytes).
+struct Sources {
+  std::vector<std::string> dirs, files;
+};
+
+// Exit 1 naming `path` when writing or replacing it could touch a source: it is, lies inside or contains a
+// source directory, or a source file resolves to it or below it. `what` names it in the message.
+Status CheckAvoidsSources(const std::string& path, const Sources& sources, const char* what);
+
 class StagedDir {
  public:
-  static Result<StagedDir> Create(const std::string& final_path, bool force,
-                                  const std::vector<std::string>& source_dirs);
+  static Result<StagedDir> Create(const std::string& final_path, bool force, const Sources& sources);
   StagedDir(StagedDir&& other) noexcept;
   StagedDir& operator=(StagedDir&&) = delete;
   StagedDir(const StagedDir&) = delete;
@@ -44,9 +54,12 @@ bool PathIsInside(const std::string& inner, const std::string& outer);
 Status CopyFileTo(const std::string& src, const std::string& dst);
 // True when both paths name the same file (one inode: a hard link), so its bytes are identical by construction.
 bool SameFile(const std::string& a, const std::string& b);
+// Written and fsynced (the directory entry is made durable by the StagedDir commit that follows).
 Status WriteTextFile(const std::string& path, const std::string& text);
 Result<std::string> ReadTextFile(const std::string& path, size_t max_bytes = 64u << 20);
 Status FsyncPath(const std::string& path);
+// fsync of every regular file and directory below `dir`, and of `dir`.
+Status FsyncTree(const std::string& dir);
 void RemoveTree(const std::string& path);
 
 }  // namespace forge

@@ -31,6 +31,17 @@ bool Checkpoint::HasQuantizedTensors() const {
   return std::any_of(tensors_.begin(), tensors_.end(), [](const auto& kv) { return EndsWith(kv.first, ".scales"); });
 }
 
+std::vector<std::string> Checkpoint::Files() const {
+  std::vector<std::string> out;
+  for (const auto& s : shards_) out.push_back(s->path());
+  for (const char* name : {"config.json", kIndexFileName, "forge-manifest.json"}) {
+    std::error_code ec;
+    if (fs::exists(fs::path(dir_) / name, ec)) out.push_back((fs::path(dir_) / name).string());
+  }
+  for (const auto& a : aux_files_) out.push_back((fs::path(dir_) / a).string());
+  return out;
+}
+
 std::optional<TensorRef> Checkpoint::Find(const std::string& name) const {
   auto it = tensors_.find(name);
   if (it == tensors_.end()) return std::nullopt;

@@ -45,6 +45,9 @@ class Checkpoint {
   const std::vector<std::string>& unlisted_safetensors() const { return unlisted_; }
   // Non-fatal findings (e.g. index total_size differs from the tensors' sum).
   const std::vector<std::string>& warnings() const { return warnings_; }
+  // Every file the checkpoint consists of, as reached from dir(): shards (sidecar included), config.json,
+  // the index, auxiliary files and forge-manifest.json when present.
+  std::vector<std::string> Files() const;
   // The MTPLX sidecar file holding extra (MTP) tensors, "" when none (config mlx_lm_extra_tensors.mtp_file).
   const std::string& sidecar() const { return sidecar_; }
 

@@ -79,6 +79,7 @@ int RunGraft(const GraftCliOptions& c) {
   w.force = c.force;
   w.progress = c.flags.show_progress();
   w.threads = c.threads;
+  w.also_reads = {base->get()};
   auto rep = graft::WriteSurgery(**src, g->out, g->config, c.out, w);
   if (!rep.ok()) return ReportError(rep.status(), c.flags);
   j["write"] = *rep;

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "forge/base/fs_util.h"
 #include "forge/base/thread_pool.h"
 #include "forge/cli/commands.h"
 #include "forge/cli/output.h"
@@ -79,15 +80,63 @@ nlohmann::json FidelityJson(const graft::QuantizeRecipe& r, uint64_t output_tens
             {"output_tensor_bytes", output_tensor_bytes}}}};
 }
 
+// --report FILE follows the output's rules: never a source (nor where a source file resolves), never
+// replaced without --force, and written (to a temporary sibling) before the output is committed, so a
+// report that cannot be written fails the run with nothing committed; renamed into place after the output.
+class ReportFile {
+ public:
+  static Result<ReportFile> Prepare(const std::string& path, const Sources& sources, bool force) {
+    ReportFile f;
+    if (path.empty()) return f;
+    FORGE_RETURN_IF_ERROR(CheckAvoidsSources(path, sources, "--report file"));
+    std::error_code ec;
+    if (std::filesystem::exists(std::filesystem::symlink_status(path, ec)) && !force) {
+      return Status::Invalid("--report file already exists (use --force to replace it)", path);
+    }
+    f.path_ = path;
+    return f;
+  }
+  // Into the staging directory when the report lies inside the output, else beside its final name.
+  Status WriteStaged(const std::string& text, const std::string& out_dir, const std::string& staging) {
+    if (path_.empty()) return Status();
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path out = fs::weakly_canonical(fs::absolute(out_dir, ec), ec);
+    const fs::path target = fs::weakly_canonical(fs::absolute(path_, ec), ec);
+    const fs::path rel = target.lexically_relative(out);
+    if (!rel.empty() && *rel.begin() != "..") {
+      fs::create_directories((fs::path(staging) / rel).parent_path(), ec);
+      return WriteTextFile((fs::path(staging) / rel).string(), text);
+    }
+    temp_ = (target.parent_path() / ("." + target.filename().string() + ".forge-tmp")).string();
+    return WriteTextFile(temp_, text);
+  }
+  Status Finish() {
+    if (temp_.empty()) return Status();
+    if (::rename(temp_.c_str(), path_.c_str()) != 0) return Status::Invalid("cannot rename the report into place", path_);
+    temp_.clear();
+    return Status();
+  }
+  ~ReportFile() {
+    if (!temp_.empty()) (void)::unlink(temp_.c_str());
+  }
+  ReportFile() = default;
+  ReportFile(ReportFile&& o) noexcept : path_(std::move(o.path_)), temp_(std::move(o.temp_)) { o.temp_.clear(); }
+
+ private:
+  std::string path_, temp_;
+};
+
 int WriteRecipe(const graft::QuantizeRecipe& r, const Checkpoint& ckpt, const std::string& out,
                 const std::string& max_shard_size, unsigned threads, bool force, const CommonFlags& flags,
-                nlohmann::json* report_out) {
+                nlohmann::json* report_out, const std::function<Status(const std::string&)>& before_commit = {}) {
   auto max_size = plan::ParseByteSize(max_shard_size);
   if (!max_size.ok()) return ReportError(max_size.status(), flags);
   plan::WriteOptions w = OutputOptions(ckpt, flags, force, threads, *max_size);
   w.memory_budget = kMemoryBudget;
   w.metadata = r.metadata;
   w.config = r.config;
+  w.before_commit = before_commit;
   auto rep = plan::WritePlan(r.plan, out, w);
   if (!rep.ok()) return ReportError(rep.status(), flags);
   *report_out = plan::WriteReportJson(*rep);
@@ -129,16 +178,20 @@ int RunQuantize(const QuantizeCliOptions& c) {
     }
     return 0;
   }
+  Sources sources;
+  plan::AddSource(**ckpt, &sources);
+  auto report = ReportFile::Prepare(c.report, sources, c.force);
+  if (!report.ok()) return ReportError(report.status(), c.flags);
   nlohmann::json j;
-  int rc = WriteRecipe(*r, **ckpt, c.out, c.max_shard_size, c.threads, c.force, c.flags, &j);
+  int rc = WriteRecipe(*r, **ckpt, c.out, c.max_shard_size, c.threads, c.force, c.flags, &j,
+                       [&](const std::string& staging) -> Status {
+                         if (!r->fidelity) return Status();
+                         return report->WriteStaged(FidelityJson(*r, r->plan.total_bytes()).dump(2) + "\n", c.out, staging);
+                       });
   if (rc != 0) return rc;
+  if (Status st = report->Finish(); !st.ok()) return ReportError(st, c.flags);
   if (r->fidelity) {
     nlohmann::json fid = FidelityJson(*r, r->plan.total_bytes());
-    if (!c.report.empty()) {
-      std::ofstream f(c.report);
-      f << fid.dump(2) << "\n";
-      if (!f) return ReportError(Status::Invalid("cannot write the report", c.report), c.flags);
-    }
     j["fidelity"] = fid["totals"];
     if (c.flags.json) j["fidelity_tensors"] = fid["tensors"];
   }

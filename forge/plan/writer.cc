@@ -196,7 +196,7 @@ Result<WriteReport> WriteLayout(const Plan& plan, const OutputLayout& layout, co
                                 const WriteOptions& options, bool link, LinkReport* link_report) {
   const auto start = std::chrono::steady_clock::now();
   const std::vector<ShardPlan>& shards = layout.new_shards;
-  FORGE_ASSIGN_OR_RETURN(StagedDir staged, StagedDir::Create(out_dir, options.force, options.source_dirs));
+  FORGE_ASSIGN_OR_RETURN(StagedDir staged, StagedDir::Create(out_dir, options.force, options.sources));
 
   std::vector<OpenShard> open(shards.size());
   WriteReport report;
@@ -270,9 +270,14 @@ Result<WriteReport> WriteLayout(const Plan& plan, const OutputLayout& layout, co
   return report;
 }
 
+void AddSource(const Checkpoint& ckpt, Sources* sources) {
+  sources->dirs.push_back(ckpt.dir());
+  for (auto& f : ckpt.Files()) sources->files.push_back(std::move(f));
+}
+
 WriteOptions DerivedFrom(const Checkpoint& src) {
   WriteOptions w;
-  w.source_dirs = {src.dir()};
+  AddSource(src, &w.sources);
   for (const auto& f : src.aux_files()) w.copy_files.emplace_back((fs::path(src.dir()) / f).string(), f);
   return w;
 }

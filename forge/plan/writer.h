@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "forge/base/fs_util.h"
 #include "forge/plan/expr.h"
 #include "forge/plan/shard_layout.h"
 
@@ -35,7 +36,7 @@ struct WriteOptions {
   std::map<std::string, std::string> metadata = {{"format", "pt"}};  // safetensors __metadata__
   std::optional<nlohmann::json> config;                              // written as config.json
   std::vector<std::pair<std::string, std::string>> copy_files;       // source path -> name in output
-  std::vector<std::string> source_dirs;                              // never written; no overlap allowed
+  Sources sources;                                                   // never written; no overlap allowed
   // Runs on the finished staging directory before it is renamed into place (e.g. write a manifest, check
   // trunk identity); an error aborts the write and nothing appears under the output name.
   std::function<Status(const std::string& staging_dir)> before_commit;
@@ -73,6 +74,9 @@ Result<WriteReport> WritePlan(const Plan& plan, const std::string& out_dir, cons
 // Options for an output derived from `src`: src is registered as a source (never written, no overlap) and
 // its auxiliary files (tokenizer, templates, processor configs) are carried over.
 WriteOptions DerivedFrom(const Checkpoint& src);
+
+// Registers a checkpoint (its directory and every file it reads) as a source of the output.
+void AddSource(const Checkpoint& ckpt, Sources* sources);
 
 // The write as JSON: out, tensor_bytes, file_bytes, seconds, shards[{file, bytes}].
 nlohmann::json WriteReportJson(const WriteReport& report);

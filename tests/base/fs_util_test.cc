@@ -57,9 +57,9 @@ TEST(StagedDir, ExistingOutputNeedsForceAndIsReplaced) {
 TEST(StagedDir, OutputOverlappingASourceIsRefusedEvenWithForce) {
   TempDir t;
   fs::create_directory(t.Sub("src"));
-  EXPECT_FALSE(StagedDir::Create(t.Sub("src"), true, {t.Sub("src")}).ok());
-  EXPECT_FALSE(StagedDir::Create(t.Sub("src/inner"), true, {t.Sub("src")}).ok());
-  EXPECT_FALSE(StagedDir::Create(t.path(), true, {t.Sub("src")}).ok());
+  EXPECT_FALSE(StagedDir::Create(t.Sub("src"), true, Sources{{t.Sub("src")}, {}}).ok());
+  EXPECT_FALSE(StagedDir::Create(t.Sub("src/inner"), true, Sources{{t.Sub("src")}, {}}).ok());
+  EXPECT_FALSE(StagedDir::Create(t.path(), true, Sources{{t.Sub("src")}, {}}).ok());
   EXPECT_TRUE(PathIsInside(t.Sub("src/./x/../y"), t.Sub("src")));
   EXPECT_FALSE(PathIsInside(t.Sub("srcx"), t.Sub("src")));
 }

@@ -107,7 +107,7 @@ TEST(Writer, NeverWritesIntoASource) {
   auto p = IdentityPlan(**src);
   WriteOptions w = Quiet();
   w.force = true;
-  w.source_dirs = {FixturePath("dense-vlm-hf")};
+  w.sources.dirs = {FixturePath("dense-vlm-hf")};
   EXPECT_FALSE(WritePlan(*p, FixturePath("dense-vlm-hf/sub"), w).ok());
   EXPECT_FALSE(fs::exists(FixturePath("dense-vlm-hf/sub")));
 }
