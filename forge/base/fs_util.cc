@@ -75,7 +75,7 @@ bool PathIsInside(const std::string& inner, const std::string& outer) {
 Status CheckAvoidsSources(const std::string& path, const Sources& sources, const char* what) {
   for (const auto& src : sources.dirs) {
     if (PathIsInside(path, src) || PathIsInside(src, path)) {
-      return Status::Invalid(std::string(what) + " overlaps the source directory '" + src +
+      return Status::Invalid(std::string(what) + " overlaps a source directory '" + src +
                                  "' (sources are never written to)",
                              path);
     }

@@ -89,7 +89,7 @@ TEST(Sources, ForceNeverReplacesWhereSourceFilesResolve) {
   const auto before = Snapshot(blobs);
   for (const std::string& out : {blobs, repo, t.Sub("models--Qwen--tiny/blobs/../blobs")}) {
     ExpectRefused("reshard --quiet --src " + snap + " --out " + out + " --force",
-                  {"source", out == repo ? "overlaps the source directory" : "resolves to"});
+                  {"source", out == repo ? "overlaps a source directory" : "resolves to"});
     ExpectRefused("convert --quiet --src " + snap + " --out " + out + " --force", {"source"});
   }
   EXPECT_EQ(Snapshot(blobs), before);
