@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 
 #include "forge/base/fs_util.h"
+#include "forge/base/json_text.h"
+#include "forge/base/utf8.h"
 #include "forge/base/mapped_file.h"
 
 namespace forge::verify {
@@ -49,14 +51,55 @@ Result<FileDigest> DigestFile(const std::string& path, bool with_sha1) {
   return d;
 }
 
-std::vector<std::string> ListFiles(const std::string& dir) {
+// The files a manifest covers: regular, not hidden, not the manifest itself.
+Result<std::vector<std::string>> ListFiles(const std::string& dir) {
   std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (e.is_regular_file() && !name.empty() && name[0] != '.' && name != kManifestName) out.push_back(name);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return Status::Invalid("not a directory", dir);
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!it->is_regular_file(ec) || name.empty() || name[0] == '.' || name == kManifestName) continue;
+    if (!IsValidUtf8(name)) {
+      return Status::Invalid(fmt::format("file name '{}' is not valid UTF-8 (a manifest lists names in JSON)",
+                                         EscapeBytes(name)), dir);
+    }
+    out.push_back(name);
   }
+  if (ec) return Status::Invalid("cannot list directory: " + ec.message(), dir);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// A manifest is input like any other: every entry is checked for shape before it is trusted, and file
+// names must be plain names in the directory (an entry "../x" would have forge read outside it).
+Status ValidateManifest(const nlohmann::json& m, const std::string& path) {
+  auto bad = [&](const std::string& key, const std::string& why) {
+    return Status::Invalid(fmt::format("manifest entry '{}': {}", key, why), path);
+  };
+  if (!m.is_object() || !m.contains("files") || !m["files"].is_object()) return Status::Invalid("manifest has no 'files' object", path);
+  for (auto it = m["files"].begin(); it != m["files"].end(); ++it) {
+    const std::string& name = it.key();
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+        name.find('\\') != std::string::npos || name.find('\0') != std::string::npos) {
+      return bad(name, "must be a file name inside the directory");
+    }
+    const auto& e = *it;
+    if (!e.is_object()) return bad(name, "must be an object");
+    if (!e.contains("bytes") || !e["bytes"].is_number_unsigned()) return bad(name, "'bytes' must be a non-negative integer");
+    for (const char* key : {"sha1", "crc32", "linked_from"}) {
+      if (e.contains(key) && !e[key].is_string()) return bad(name, fmt::format("'{}' must be a string", key));
+    }
+    if (e.contains("sha1") != e.contains("crc32")) return bad(name, "has one of 'sha1' and 'crc32' without the other");
+  }
+  if (m.contains("tensors")) {
+    if (!m["tensors"].is_object()) return Status::Invalid("manifest 'tensors' must be an object", path);
+    for (auto it = m["tensors"].begin(); it != m["tensors"].end(); ++it) {
+      if (!it->is_object() || !it->contains("sha1") || !(*it)["sha1"].is_string()) {
+        return bad(it.key(), "a tensor entry must be an object with a string 'sha1'");
+      }
+    }
+  }
+  return Status();
 }
 
 }  // namespace
@@ -97,7 +140,9 @@ namespace {
 nlohmann::json ExistingManifest(const std::string& dir) {
   auto text = ReadTextFile((fs::path(dir) / kManifestName).string());
   if (!text.ok()) return nullptr;
-  auto m = nlohmann::json::parse(*text, nullptr, false);
+  auto parsed = ParseJsonText(*text);
+  if (!parsed.ok()) return nullptr;
+  nlohmann::json m = std::move(parsed).value();
   return m.is_object() && m.contains("files") && m["files"].is_object() ? m : nlohmann::json(nullptr);
 }
 
@@ -107,7 +152,8 @@ Result<nlohmann::json> BuildManifest(const std::string& dir, const std::vector<s
   nlohmann::json files = nlohmann::json::object(), tensors = nlohmann::json::object();
   std::map<std::string, const nlohmann::json*> linked;  // file -> the source manifest it inherits from (or null)
   std::map<std::string, nlohmann::json> source_manifests;
-  for (const auto& name : ListFiles(dir)) {
+  FORGE_ASSIGN_OR_RETURN(std::vector<std::string> names, ListFiles(dir));
+  for (const auto& name : names) {
     const std::string path = (fs::path(dir) / name).string();
     auto src = std::find_if(link_sources.begin(), link_sources.end(),
                             [&](const std::string& s) { return SameFile(path, (fs::path(s) / name).string()); });
@@ -147,38 +193,35 @@ Result<nlohmann::json> BuildManifest(const std::string& dir, const std::vector<s
 Result<ManifestCheck> CheckManifest(const std::string& dir, bool fast) {
   const std::string path = (fs::path(dir) / kManifestName).string();
   FORGE_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path));
-  nlohmann::json m;
-  try {
-    m = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    return Status::Invalid(std::string("manifest is not valid JSON: ") + e.what(), path);
-  }
-  if (!m.is_object() || !m.contains("files") || !m["files"].is_object()) return Status::Invalid("manifest has no 'files'", path);
+  FORGE_ASSIGN_OR_RETURN(nlohmann::json m, ParseJsonFileText(text, path, "manifest"));
+  FORGE_RETURN_IF_ERROR(ValidateManifest(m, path));
   ManifestCheck c;
-  const auto present = ListFiles(dir);
+  FORGE_ASSIGN_OR_RETURN(const std::vector<std::string> present, ListFiles(dir));
   for (auto it = m["files"].begin(); it != m["files"].end(); ++it) {
     const std::string file = (fs::path(dir) / it.key()).string();
-    if (!fs::exists(file)) {
+    const uint64_t want_bytes = (*it)["bytes"].get<uint64_t>();
+    std::error_code ec;
+    if (!fs::is_regular_file(file, ec)) {
       c.mismatches.push_back(fmt::format("{}: missing", it.key()));
       continue;
     }
     ++c.files_checked;
-    if (!it->contains("crc32")) {  // a linked file recorded by size alone
+    if (!it->contains("crc32")) {  // a linked file recorded by size alone: its bytes cannot be checked
       ++c.size_only;
-      const uint64_t size = fs::file_size(file);
-      if (size != it->value("bytes", uint64_t{0})) {
-        c.mismatches.push_back(fmt::format("{}: {} bytes, manifest says {}", it.key(), size, it->value("bytes", uint64_t{0})));
-      }
+      c.size_only_files.push_back(it.key());
+      const uint64_t size = fs::file_size(file, ec);
+      if (size != want_bytes) c.mismatches.push_back(fmt::format("{}: {} bytes, manifest says {}", it.key(), size, want_bytes));
       continue;
     }
     auto d = DigestFile(file, !fast);
     if (!d.ok()) return d.status();
-    if (d->bytes != it->value("bytes", uint64_t{0})) {
-      c.mismatches.push_back(fmt::format("{}: {} bytes, manifest says {}", it.key(), d->bytes, it->value("bytes", uint64_t{0})));
-    } else if (d->crc32 != it->value("crc32", "")) {
-      c.mismatches.push_back(fmt::format("{}: crc32 {} differs from the manifest's {}", it.key(), d->crc32, it->value("crc32", "")));
-    } else if (!fast && d->sha1 != it->value("sha1", "")) {
-      c.mismatches.push_back(fmt::format("{}: sha1 {} differs from the manifest's {}", it.key(), d->sha1, it->value("sha1", "")));
+    const std::string want_crc = (*it)["crc32"].get<std::string>(), want_sha = (*it)["sha1"].get<std::string>();
+    if (d->bytes != want_bytes) {
+      c.mismatches.push_back(fmt::format("{}: {} bytes, manifest says {}", it.key(), d->bytes, want_bytes));
+    } else if (d->crc32 != want_crc) {
+      c.mismatches.push_back(fmt::format("{}: crc32 {} differs from the manifest's {}", it.key(), d->crc32, want_crc));
+    } else if (!fast && d->sha1 != want_sha) {
+      c.mismatches.push_back(fmt::format("{}: sha1 {} differs from the manifest's {}", it.key(), d->sha1, want_sha));
     }
   }
   for (const auto& f : present) {
@@ -194,7 +237,7 @@ Result<ManifestCheck> CheckManifest(const std::string& dir, bool fast) {
       }
       ++c.tensors_checked;
       const std::string sha = TensorSha1(*ref->file, *ref->info);
-      if (sha != it->value("sha1", "")) c.mismatches.push_back(fmt::format("tensor {}: sha1 {} differs from the manifest's", it.key(), sha));
+      if (sha != (*it)["sha1"].get<std::string>()) c.mismatches.push_back(fmt::format("tensor {}: sha1 {} differs from the manifest's", it.key(), sha));
     }
   }
   return c;

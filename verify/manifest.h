@@ -24,6 +24,7 @@ struct ManifestCheck {
   std::vector<std::string> mismatches;  // one line each: what differs
   int files_checked = 0, tensors_checked = 0;
   int size_only = 0;  // linked files the manifest records by size alone
+  std::vector<std::string> size_only_files;  // their names: sizes checked, bytes not
   bool ok() const { return mismatches.empty(); }
 };
 

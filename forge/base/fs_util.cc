@@ -200,6 +200,20 @@ Status WriteTextFile(const std::string& path, const std::string& text) {
   return Status();
 }
 
+Status WriteFileAtomically(const std::string& path, const std::string& text) {
+  const fs::path target(path);
+  std::string leaf = ".";  // appended: GCC 12 warns spuriously (-Wrestrict) on "." + std::string + "..."
+  leaf.append(target.filename().string()).append(".forge-tmp");
+  const std::string temp = (target.parent_path() / leaf).string();
+  Status st = WriteTextFile(temp, text);
+  if (st.ok() && ::rename(temp.c_str(), path.c_str()) != 0) st = Status::Invalid("cannot rename into place: " + Errno(), path);
+  if (!st.ok()) {
+    (void)::unlink(temp.c_str());
+    return st;
+  }
+  return FsyncPath(target.parent_path().empty() ? "." : target.parent_path().string());
+}
+
 Status FsyncTree(const std::string& dir) {
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();

@@ -56,6 +56,9 @@ Status CopyFileTo(const std::string& src, const std::string& dst);
 bool SameFile(const std::string& a, const std::string& b);
 // Written and fsynced (the directory entry is made durable by the StagedDir commit that follows).
 Status WriteTextFile(const std::string& path, const std::string& text);
+// Into a temporary sibling, fsynced, renamed over `path`, the directory fsynced: readers see the old
+// file or the new one, never a part (forge manifest DIR writes into an existing directory this way).
+Status WriteFileAtomically(const std::string& path, const std::string& text);
 Result<std::string> ReadTextFile(const std::string& path, size_t max_bytes = 64u << 20);
 Status FsyncPath(const std::string& path);
 // fsync of every regular file and directory below `dir`, and of `dir`.

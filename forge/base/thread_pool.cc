@@ -1,6 +1,8 @@
 #include "forge/base/thread_pool.h"
 
+#include <algorithm>
 #include <atomic>
+#include <system_error>
 
 namespace forge {
 
@@ -11,7 +13,15 @@ unsigned DefaultThreadCount() {
 
 ThreadPool::ThreadPool(unsigned threads) {
   if (threads == 0) threads = DefaultThreadCount();
-  for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  threads = std::min(threads, kMaxThreads);
+  for (unsigned i = 0; i < threads; ++i) {
+    try {
+      workers_.emplace_back([this] { WorkerLoop(); });
+    } catch (const std::system_error&) {
+      if (workers_.empty()) throw;  // not even one thread: the top-level handler reports it
+      break;                        // the system's thread limit: work with the threads there are
+    }
+  }
 }
 
 ThreadPool::~ThreadPool() {

@@ -14,6 +14,9 @@
 
 namespace forge {
 
+// More threads than this is a mistake, never a speed-up (--threads refuses it; the pool caps it).
+inline constexpr unsigned kMaxThreads = 1024;
+
 class ThreadPool {
  public:
   explicit ThreadPool(unsigned threads);  // 0 = hardware concurrency

@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 
 #include "forge/base/fs_util.h"
+#include "forge/base/json_text.h"
+#include "forge/base/utf8.h"
 #include "forge/ckpt/tensor_names.h"
 
 namespace forge {
@@ -56,18 +58,13 @@ Status Checkpoint::AddShard(const std::string& rel_name) {
 
 Status Checkpoint::LoadIndexed(const std::string& index_path) {
   FORGE_ASSIGN_OR_RETURN(std::string text, ReadTextFile(index_path));
-  nlohmann::json index;
-  try {
-    index = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    return Status::Invalid(std::string("index is not valid JSON: ") + e.what(), index_path);
-  }
+  FORGE_ASSIGN_OR_RETURN(nlohmann::json index, ParseJsonFileText(text, index_path, "index"));
   auto wm = index.is_object() ? index.find("weight_map") : index.end();
   if (!index.is_object() || wm == index.end() || !wm->is_object()) {
     return Status::Invalid("index has no 'weight_map' object", index_path);
   }
   std::map<std::string, std::string> weight_map;
-  std::vector<std::string> shard_names;
+  std::set<std::string> shard_names;  // sorted, each once: linear-logarithmic in index entries
   for (auto it = wm->begin(); it != wm->end(); ++it) {
     if (!it->is_string()) return Status::Invalid("weight_map value is not a string", index_path, it.key());
     const std::string shard = it->get<std::string>();
@@ -76,9 +73,8 @@ Status Checkpoint::LoadIndexed(const std::string& index_path) {
                              index_path, it.key());
     }
     weight_map[it.key()] = shard;
-    if (std::find(shard_names.begin(), shard_names.end(), shard) == shard_names.end()) shard_names.push_back(shard);
+    shard_names.insert(shard);
   }
-  std::sort(shard_names.begin(), shard_names.end());
   std::map<std::string, const st::SafetensorsFile*> by_name;
   for (const auto& s : shard_names) {
     std::error_code ec;
@@ -173,6 +169,13 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
     for (const auto& e : fs::directory_iterator(path, ec)) {
       std::string name = e.path().filename().string();
       if (!e.is_regular_file() || name.empty() || name[0] == '.') continue;
+      // Every file name ends up in JSON (index, manifest, --json): a name JSON cannot carry is refused here,
+      // once, rather than by whichever writer meets it first.
+      if (!IsValidUtf8(name)) {
+        return Status::Invalid(fmt::format("file name '{}' is not valid UTF-8 (rename it: forge lists every file "
+                                           "in JSON)", EscapeBytes(name)),
+                               path);
+      }
       if (EndsWith(name, ".safetensors")) st_files.push_back(name);
       else if (name != "config.json" && name != kIndexFileName && name != "forge-manifest.json") {
         c->aux_files_.push_back(name);
@@ -190,11 +193,11 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
     } else {
       FORGE_RETURN_IF_ERROR(c->LoadUnindexed(st_files));
     }
+    std::set<std::string> used;
+    for (const auto& s : c->shards_) used.insert(fs::path(s->path()).filename().string());
     for (const auto& f : st_files) {
       if (c->config_ && f == c->sidecar_) continue;
-      bool used = std::any_of(c->shards_.begin(), c->shards_.end(),
-                              [&](const auto& s) { return fs::path(s->path()).filename() == f; });
-      if (!used) c->unlisted_.push_back(f);
+      if (!used.count(f)) c->unlisted_.push_back(f);
     }
     if (c->shards_.empty()) return Status::Invalid("no .safetensors files in directory", path);
     const std::string config_path = (fs::path(path) / "config.json").string();

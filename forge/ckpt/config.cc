@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "forge/base/fs_util.h"
+#include "forge/base/json_text.h"
 
 namespace forge {
 namespace {
@@ -194,12 +195,7 @@ Result<ModelConfig> ParseModelConfig(const json& raw, const std::string& path) {
 
 Result<ModelConfig> LoadModelConfig(const std::string& path) {
   FORGE_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path));
-  json raw;
-  try {
-    raw = json::parse(text);
-  } catch (const json::exception& e) {
-    return Status::Invalid(std::string("config.json is not valid JSON: ") + e.what(), path);
-  }
+  FORGE_ASSIGN_OR_RETURN(json raw, ParseJsonFileText(text, path, "config.json"));
   return ParseModelConfig(raw, path);
 }
 

@@ -154,7 +154,8 @@ void SetupConvert(CLI::App& app, Action* run) {
   cmd->add_option("--mtp-expert-layout", c->mtp_expert_layout, "--to hf: MTP experts per_expert (default) or fused")
       ->check(CLI::IsMember({"fused", "per_expert", "per-expert"}));
   cmd->add_option("--max-shard-size", c->max_shard_size, "Largest shard, e.g. 5GB (default), 500MB, 2GiB");
-  cmd->add_option("--threads", c->threads, "Worker threads (default: all cores)");
+  cmd->add_option("--threads", c->threads, "Worker threads (default: all cores)")
+      ->check(CLI::Range(0u, kMaxThreads));
   cmd->add_flag("--dry-run", c->dry_run, "Print the plan (renamed/changed/dropped, shards, peak memory, config) only");
   cmd->add_flag("--force", c->force, "Replace an existing output directory");
   c->flags.Add(cmd);

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "forge/base/thread_pool.h"
 #include "forge/cli/commands.h"
 #include "forge/cli/output.h"
 #include "graft/graft.h"
@@ -145,7 +146,8 @@ void SetupGraft(CLI::App& app, Action* run) {
   cmd->add_flag("--link", c->link, "Hard-link (or reflink) unchanged shards instead of copying them");
   cmd->add_flag("--allow-lineage-mismatch", c->allow_mismatch,
                 "WARNING: graft even when geometry, tokenizer or trunk tensors disagree (the head will not fit)");
-  cmd->add_option("--threads", c->threads, "Worker threads (default: all cores)");
+  cmd->add_option("--threads", c->threads, "Worker threads (default: all cores)")
+      ->check(CLI::Range(0u, kMaxThreads));
   cmd->add_flag("--dry-run", c->dry_run, "Show the fit report, head transforms, files and config changes only");
   cmd->add_flag("--force", c->force, "Replace an existing output directory");
   c->flags.Add(cmd);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <sstream>
 
+#include "forge/base/json_text.h"
 #include "forge/base/progress.h"
 #include "forge/base/thread_pool.h"
 #include "verify/model/decoder.h"
@@ -62,7 +63,9 @@ Result<std::vector<std::vector<int64_t>>> ReadPromptsFile(const std::string& pat
   for (int no = 1; std::getline(in, line); ++no) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = fmt::format("{}:{}", path, no);
-    auto j = nlohmann::json::parse(line, nullptr, false);
+    auto parsed = ParseJsonText(line);
+    if (!parsed.ok()) return Status::Invalid("line is not valid JSON: " + parsed.status().message(), where);
+    nlohmann::json j = std::move(parsed).value();
     if (j.is_object() && j.contains("prompt"))
       j = j["prompt"];
     else if (j.is_object() && j.contains("tokens"))

@@ -3,9 +3,29 @@
 #include <malloc.h>
 
 #include <cstdio>
+#include <new>
+#include <string>
 
 #include "forge/base/status.h"
 #include "forge/cli/commands.h"
+#include "forge/cli/output.h"
+
+namespace {
+
+// One line on stderr (and the JSON error object with --json), exit 1: as ReportError, for what escaped it.
+int ReportUncaught(int argc, char** argv, std::string message) {
+  for (char& c : message) c = (c == '\n' || c == '\r') ? ' ' : c;
+  std::fprintf(stderr, "forge: error: %s\n", message.c_str());
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--json") {
+      forge::cli::PrintJson({{"error", message}, {"exit_code", 1}});
+      break;
+    }
+  }
+  return static_cast<int>(forge::ExitCode::kInvalidInput);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // Tensors and chunks of megabytes come and go for the whole run, allocated on one writer thread and freed
@@ -35,5 +55,13 @@ int main(int argc, char** argv) {
     return static_cast<int>(forge::ExitCode::kUsage);
   }
   if (!run) return static_cast<int>(forge::ExitCode::kUsage);
-  return run();
+  // Every failure forge foresees is a Status; this is the net under the rest (an allocation the system
+  // refuses, a library throwing), so that no input ever ends in an abort and a core dump.
+  try {
+    return run();
+  } catch (const std::bad_alloc&) {
+    return ReportUncaught(argc, argv, "out of memory (the system refused an allocation)");
+  } catch (const std::exception& e) {
+    return ReportUncaught(argc, argv, std::string("internal error: ") + e.what());
+  }
 }

@@ -37,6 +37,9 @@ plan::WriteOptions OutputOptions(const Checkpoint& src, const CommonFlags& flags
   return w;
 }
 
-void PrintJson(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }
+// Bytes that are not UTF-8 (a name quoted from hostile input) are replaced, never a throw mid-report.
+void PrintJson(const nlohmann::json& j) {
+  std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+}
 
 }  // namespace forge::cli

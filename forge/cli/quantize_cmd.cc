@@ -108,7 +108,9 @@ class ReportFile {
       fs::create_directories((fs::path(staging) / rel).parent_path(), ec);
       return WriteTextFile((fs::path(staging) / rel).string(), text);
     }
-    temp_ = (target.parent_path() / ("." + target.filename().string() + ".forge-tmp")).string();
+    std::string leaf = ".";  // appended: GCC 12 warns spuriously (-Wrestrict) on "." + std::string + "..."
+    leaf.append(target.filename().string()).append(".forge-tmp");
+    temp_ = (target.parent_path() / leaf).string();
     return WriteTextFile(temp_, text);
   }
   Status Finish() {
@@ -257,7 +259,8 @@ void SetupQuantize(CLI::App& app, Action* run) {
   cmd->add_option("--dtype", c->dtype, "Cast float weights first: bf16, f16, f32")->check(CLI::IsMember({"bf16", "f16", "f32"}));
   cmd->add_option("--report", c->report, "Write per-tensor fidelity (cosine, max/mean abs error) as JSON");
   cmd->add_option("--max-shard-size", c->max_shard_size, "Largest shard (default 5GB)");
-  cmd->add_option("--threads", c->threads, "Worker threads (default: all cores)");
+  cmd->add_option("--threads", c->threads, "Worker threads (default: all cores)")
+      ->check(CLI::Range(0u, kMaxThreads));
   cmd->add_flag("--tensor-level", c->tensor_level,
                 "Quantize every 2-D+ float .weight as a plain tensor set, even where the names are Qwen3.5/3.6's "
                 "(no conversion, no model recipe: vision tower, routers and mtp.fc too)");
@@ -287,7 +290,8 @@ void SetupQuantize(CLI::App& app, Action* run) {
   dq->add_option("--dtype", d->dtype, "Output dtype (default: MLX's, i.e. the scales dtype for affine, bf16 for fp modes)")
       ->check(CLI::IsMember({"bf16", "f16", "f32"}));
   dq->add_option("--max-shard-size", d->max_shard_size, "Largest shard (default 5GB)");
-  dq->add_option("--threads", d->threads, "Worker threads (default: all cores)");
+  dq->add_option("--threads", d->threads, "Worker threads (default: all cores)")
+      ->check(CLI::Range(0u, kMaxThreads));
   dq->add_flag("--force", d->force, "Replace an existing output directory");
   d->flags.Add(dq);
   dq->callback([run, d] { *run = [d] { return RunDequantize(*d); }; });

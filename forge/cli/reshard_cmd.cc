@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "forge/ckpt/checkpoint.h"
+#include "forge/base/thread_pool.h"
 #include "forge/cli/commands.h"
 #include "forge/cli/output.h"
 #include "forge/plan/writer.h"
@@ -75,7 +76,8 @@ void SetupReshard(CLI::App& app, Action* run) {
   cmd->add_option("--src", opts->src, "Source checkpoint directory")->required();
   cmd->add_option("--out", opts->out, "Output directory (must not exist unless --force)")->required();
   cmd->add_option("--max-shard-size", opts->max_shard_size, "Largest shard, e.g. 5GB, 500MB, 2GiB (default 5GB)");
-  cmd->add_option("--threads", opts->threads, "Worker threads (default: all cores)");
+  cmd->add_option("--threads", opts->threads, "Worker threads (default: all cores)")
+      ->check(CLI::Range(0u, kMaxThreads));
   cmd->add_flag("--force", opts->force, "Replace an existing output directory");
   cmd->add_flag("--dry-run", opts->dry_run, "Print the shard plan without writing");
   opts->flags.Add(cmd);

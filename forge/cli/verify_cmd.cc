@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "forge/base/fs_util.h"
+#include "forge/base/thread_pool.h"
 #include "forge/cli/commands.h"
 #include "forge/cli/identity_cmd.h"
 #include "forge/cli/output.h"
@@ -22,7 +23,7 @@ struct ManifestOptions {
 
 struct VerifyOptions {
   std::string trunk_of, dir;
-  bool manifest = false, fast = false, identity = false;
+  bool manifest = false, fast = false, size_only = false, identity = false;
   IdentityOptions id;
   CommonFlags flags;
 };
@@ -31,7 +32,7 @@ int RunManifest(const ManifestOptions& o) {
   auto m = verify::BuildManifest(o.dir);
   if (!m.ok()) return ReportError(m.status(), o.flags);
   const std::string path = (std::filesystem::path(o.dir) / verify::kManifestName).string();
-  Status st = WriteTextFile(path, m->dump(2) + "\n");
+  Status st = WriteFileAtomically(path, m->dump(2) + "\n");
   if (!st.ok()) return ReportError(st, o.flags);
   if (o.flags.json)
     PrintJson({{"manifest", path},
@@ -74,14 +75,24 @@ int RunVerify(const VerifyOptions& o) {
   if (o.manifest) {
     auto c = verify::CheckManifest(o.dir, o.fast);
     if (!c.ok()) return ReportError(c.status(), o.flags);
-    return Report(c->mismatches,
+    // A file recorded by size alone (graft --link from a source without a manifest) has not had its bytes
+    // checked: a same-size tampered shard would pass. That is a failure unless --size-only accepts it.
+    std::vector<std::string> problems = c->mismatches;
+    if (!o.size_only) {
+      for (const auto& f : c->size_only_files) {
+        problems.push_back(fmt::format("{}: recorded by size only, its bytes are not verified (`forge manifest {}` "
+                                       "hashes it; --size-only accepts a size check)",
+                                       f, o.dir));
+      }
+    }
+    return Report(problems,
                   {{"files_checked", c->files_checked}, {"tensors_checked", c->tensors_checked},
-                   {"files_size_only", c->size_only}},
+                   {"files_size_only", c->size_only}, {"size_only_accepted", o.size_only}},
                   o.flags,
                   fmt::format("manifest {}{}{}", o.dir, o.fast ? " (fast: sizes and crc32)" : "",
-                              c->size_only ? fmt::format(" ({} linked files recorded by size only: `forge manifest {}` "
-                                                         "hashes them)", c->size_only, o.dir)
-                                           : ""));
+                              c->size_only && o.size_only
+                                  ? fmt::format(" ({} linked files checked by size only, as --size-only asks)", c->size_only)
+                                  : ""));
   }
   if (!o.trunk_of.empty()) {
     auto src = Checkpoint::Open(o.trunk_of);
@@ -116,6 +127,9 @@ void SetupVerify(CLI::App& app, Action* run) {
                          "(MTP speculative decoding == greedy); exit 5 on mismatch");
   vc->add_flag("--manifest", v->manifest, "Re-check DIR against its forge-manifest.json");
   vc->add_flag("--fast", v->fast, "With --manifest: sizes and crc32 only");
+  vc->add_flag("--size-only", v->size_only,
+               "With --manifest: accept files the manifest records by size alone (linked without a hash); "
+               "without it they fail the check");
   vc->add_option("--trunk-of", v->trunk_of, "Prove every trunk tensor of DIR is byte-identical to SRC's");
   vc->add_option("DIR", v->dir, "The checkpoint to check");
   vc->add_flag(
@@ -134,7 +148,8 @@ void SetupVerify(CLI::App& app, Action* run) {
       "--mtp-hidden", v->id.mtp_hidden,
       "With --identity: hidden fed to the MTP head: post-norm (default; vLLM, SGLang, mlx-vlm) or pre-norm "
       "(mlx-lm's MTP branch)");
-  vc->add_option("--threads", v->id.threads, "With --identity: worker threads (default: all cores)");
+  vc->add_option("--threads", v->id.threads, "With --identity: worker threads (default: all cores)")
+      ->check(CLI::Range(0u, kMaxThreads));
   vc->add_flag("--ignore-eos", v->id.ignore_eos, "With --identity: do not stop at the end-of-sequence token");
   v->flags.Add(vc);
   vc->callback([run, v] { *run = [v] { return RunVerify(*v); }; });

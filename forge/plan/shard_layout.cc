@@ -53,7 +53,13 @@ Result<uint64_t> ParseByteSize(const std::string& text) {
   size_t i = 0;
   while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
   if (i == 0) return Status::Error(ExitCode::kUsage, fmt::format("invalid size '{}' (e.g. 5GB, 500MB)", text));
-  uint64_t value = std::stoull(text.substr(0, i));
+  // Digits only, so the one failure left is overflow: refused like any other bad size.
+  uint64_t value = 0;
+  for (size_t k = 0; k < i; ++k) {
+    if (__builtin_mul_overflow(value, 10u, &value) || __builtin_add_overflow(value, text[k] - '0', &value)) {
+      return Status::Error(ExitCode::kUsage, fmt::format("size '{}' is too large", text));
+    }
+  }
   std::string unit = text.substr(i);
   for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   const std::map<std::string, uint64_t> units = {{"", 1}, {"B", 1}, {"KB", 1000}, {"MB", 1000000},
@@ -64,7 +70,11 @@ Result<uint64_t> ParseByteSize(const std::string& text) {
   if (it == units.end() || value == 0) {
     return Status::Error(ExitCode::kUsage, fmt::format("invalid size '{}' (e.g. 5GB, 500MB)", text));
   }
-  return value * it->second;
+  uint64_t bytes = 0;
+  if (__builtin_mul_overflow(value, it->second, &bytes)) {
+    return Status::Error(ExitCode::kUsage, fmt::format("size '{}' is too large", text));
+  }
+  return bytes;
 }
 
 }  // namespace forge::plan

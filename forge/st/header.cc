@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cstring>
-#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "forge/base/json_text.h"
+#include "forge/base/utf8.h"
 
 namespace forge::st {
 namespace {
@@ -14,63 +16,23 @@ using json = nlohmann::json;
 
 Status Fail(const std::string& rule, const std::string& tensor = {}) { return Status::Invalid(rule, {}, tensor); }
 
-// Strict UTF-8 check (no overlongs, no surrogates, max U+10FFFF), as Rust's from_utf8.
-bool ValidUtf8(const uint8_t* s, uint64_t n) {
-  uint64_t i = 0;
-  while (i < n) {
-    uint8_t c = s[i];
-    if (c < 0x80) { ++i; continue; }
-    int len;
-    uint32_t cp;
-    if ((c & 0xe0) == 0xc0) { len = 2; cp = c & 0x1f; }
-    else if ((c & 0xf0) == 0xe0) { len = 3; cp = c & 0x0f; }
-    else if ((c & 0xf8) == 0xf0) { len = 4; cp = c & 0x07; }
-    else return false;
-    if (i + len > n) return false;
-    for (int k = 1; k < len; ++k) {
-      if ((s[i + k] & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (s[i + k] & 0x3f);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return false;
-    if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-    i += len;
-  }
-  return true;
-}
-
 uint64_t ReadLe64(const uint8_t* p) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
   return v;
 }
 
-// Parses JSON while rejecting a key repeated inside any one object (a DOM parse keeps one silently).
+// Parses JSON while rejecting a key repeated inside any one object (a DOM parse keeps one silently). One
+// linear SAX pass checks keys and nesting, then the DOM is built: nlohmann's callback parser, used before,
+// rescans the parent object at every object end (quadratic in the tensor count).
 Result<json> ParseRejectingDuplicates(const char* text, size_t n) {
-  std::vector<std::set<std::string>> keys;
-  std::string duplicate;
-  auto cb = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start: keys.emplace_back(); break;
-      case json::parse_event_t::object_end: if (!keys.empty()) keys.pop_back(); break;
-      case json::parse_event_t::key:
-        if (!keys.empty() && !keys.back().insert(parsed.get<std::string>()).second && duplicate.empty()) {
-          duplicate = parsed.get<std::string>();
-        }
-        break;
-      default: break;
-    }
-    return true;
-  };
-  json doc;
-  try {
-    doc = json::parse(text, text + n, cb);
-  } catch (const json::exception& e) {
-    return Fail(fmt::format("header is not valid JSON (InvalidHeaderDeserialization): {}", e.what()));
-  }
-  if (!duplicate.empty()) {
-    return Fail(fmt::format("duplicate key '{}' in header (DuplicateKey)", duplicate));
-  }
-  return doc;
+  JsonParseOptions o;
+  o.reject_duplicate_keys = true;
+  auto doc = ParseJsonText(std::string_view(text, n), o);
+  if (doc.ok()) return doc;
+  const std::string& why = doc.status().message();
+  if (why.rfind("duplicate key", 0) == 0) return Fail(fmt::format("{} in header (DuplicateKey)", why));
+  return Fail(fmt::format("header is not valid JSON (InvalidHeaderDeserialization): {}", why));
 }
 
 Result<uint64_t> NonNegativeInt(const json& v, const std::string& tensor, const char* field) {
@@ -170,7 +132,7 @@ Result<Header> ParseHeader(const uint8_t* bytes, uint64_t available, uint64_t fi
                             h.header_size, file_size));
   }
   const uint8_t* text = bytes + 8;
-  if (!ValidUtf8(text, h.header_size)) return Fail("header is not valid UTF-8 (InvalidHeader)");
+  if (!IsValidUtf8(std::string_view(reinterpret_cast<const char*>(text), h.header_size))) return Fail("header is not valid UTF-8 (InvalidHeader)");
   FORGE_ASSIGN_OR_RETURN(json doc, ParseRejectingDuplicates(reinterpret_cast<const char*>(text), h.header_size));
   if (!doc.is_object()) return Fail("header is not a JSON object (InvalidHeaderDeserialization)");
 

@@ -182,6 +182,16 @@ TEST(CliGraft, GraftVerifyAndRefusals) {
   auto g = RunForge("graft -q --link --src " + src + " --mtp-from " + FixturePath("moe-vlm-hf") + " --out " + t.Sub("g"));
   ASSERT_EQ(g.exit_code, 0) << g.err;
   EXPECT_EQ(nlohmann::json::parse(RunForge("inspect config --json " + t.Sub("g")).out)["mtp"]["status"], "ready");
+  // The linked trunk shards come from a source without a manifest: recorded by size only, so a plain check
+  // fails (their bytes are not verified) and says why; --size-only accepts them; hashing them settles it.
+  auto size_only = RunForge("verify --manifest --json " + t.Sub("g"));
+  EXPECT_EQ(size_only.exit_code, 5);
+  auto sj = nlohmann::json::parse(size_only.out);
+  EXPECT_GT(sj["files_size_only"].get<int>(), 0);
+  EXPECT_NE(sj["mismatches"][0].get<std::string>().find("recorded by size only"), std::string::npos);
+  EXPECT_EQ(RunForge("verify --manifest --size-only " + t.Sub("g")).exit_code, 0);
+  EXPECT_EQ(RunForge("verify --manifest --fast --size-only " + t.Sub("g")).exit_code, 0);
+  ASSERT_EQ(RunForge("manifest " + t.Sub("g")).exit_code, 0);
   EXPECT_EQ(RunForge("verify --manifest " + t.Sub("g")).exit_code, 0);
   EXPECT_EQ(RunForge("verify --manifest --fast " + t.Sub("g")).exit_code, 0);
   EXPECT_EQ(RunForge("verify --trunk-of " + src + " " + t.Sub("g")).exit_code, 0);

@@ -8,6 +8,7 @@
 
 #include "forge/base/float_access.h"
 #include "forge/base/fs_util.h"
+#include "forge/base/json_text.h"
 #include "forge/ckpt/tensor_names.h"
 #include "inspect/norm_evidence.h"
 
@@ -234,8 +235,8 @@ int64_t EosToken(const Checkpoint& ckpt) {
   };
   auto text = ReadTextFile((std::filesystem::path(ckpt.dir()) / "generation_config.json").string());
   if (text.ok()) {
-    auto j = nlohmann::json::parse(*text, nullptr, false);
-    if (j.is_object() && j.contains("eos_token_id")) return first(j["eos_token_id"]);
+    auto j = ParseJsonText(*text);
+    if (j.ok() && j->is_object() && j->contains("eos_token_id")) return first((*j)["eos_token_id"]);
   }
   const auto& cfg = *ckpt.config();
   if (cfg.text_json().contains("eos_token_id")) return first(cfg.text_json()["eos_token_id"]);

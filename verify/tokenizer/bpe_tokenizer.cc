@@ -10,6 +10,7 @@
 #include <climits>
 #include <nlohmann/json.hpp>
 
+#include "forge/base/json_text.h"
 #include "forge/base/fs_util.h"
 
 namespace forge::verify {
@@ -107,8 +108,10 @@ Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Load(const std::string& path
 Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::LoadJson(const std::string& path) {
   auto text = ReadTextFile(path);
   if (!text.ok()) return text.status();
-  auto j = nlohmann::json::parse(*text, nullptr, false);
   auto bad = [&](const std::string& why) { return Status::Invalid("tokenizer: " + why, path); };
+  auto parsed = ParseJsonText(*text);
+  if (!parsed.ok()) return bad("not valid JSON: " + parsed.status().message());
+  const nlohmann::json j = std::move(parsed).value();
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) return bad("no 'model' object");
   std::unique_ptr<BpeTokenizer> t(new BpeTokenizer());
   t->path_ = path;
