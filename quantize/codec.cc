@@ -8,6 +8,7 @@
 
 #include "forge/base/float_access.h"
 #include "forge/base/simd16.h"
+#include "forge/base/quant_rules.h"
 #include "quantize/bitpack.h"
 #include "quantize/fp_formats.h"
 #include "quantize/groups.h"
@@ -44,23 +45,10 @@ QuantParams DefaultParams(QuantMode m) {
 }
 
 Status ValidateParams(const QuantParams& p) {
-  auto bad = [&](const char* rule) {
-    return Status::Error(ExitCode::kUsage, fmt::format("[quantize] {} with bits {} and group size {}: {}",
-                                                       QuantModeName(p.mode), p.bits, p.group_size, rule));
-  };
-  switch (p.mode) {
-    case QuantMode::kAffine:
-      if (p.group_size != 32 && p.group_size != 64 && p.group_size != 128) return bad("group size must be 32, 64 or 128");
-      if (p.bits < 2 || p.bits > 8 || p.bits == 7) return bad("bits must be 2, 3, 4, 5, 6 or 8");
-      return Status();
-    case QuantMode::kMxfp4:
-      return p.group_size == 32 && p.bits == 4 ? Status() : bad("mxfp4 needs group size 32 and 4 bits");
-    case QuantMode::kMxfp8:
-      return p.group_size == 32 && p.bits == 8 ? Status() : bad("mxfp8 needs group size 32 and 8 bits");
-    case QuantMode::kNvfp4:
-      return p.group_size == 16 && p.bits == 4 ? Status() : bad("nvfp4 needs group size 16 and 4 bits");
-  }
-  return bad("unknown mode");
+  auto problem = QuantParamsProblem(QuantModeName(p.mode), p.bits, p.group_size);
+  if (!problem) return Status();
+  return Status::Error(ExitCode::kUsage, fmt::format("[quantize] {} with bits {} and group size {}: {}",
+                                                     QuantModeName(p.mode), p.bits, p.group_size, *problem));
 }
 
 DType ScalesDType(const QuantParams& p, DType input) { return p.mode == QuantMode::kAffine ? input : DType::kU8; }

@@ -1,5 +1,7 @@
 #include "quantize/policy.h"
 
+#include <algorithm>
+
 #include <fnmatch.h>
 
 #include <fmt/format.h>
@@ -67,6 +69,10 @@ Decision Decide(const std::string& name, const std::vector<uint64_t>& shape, DTy
   }
   if (shape.size() < 2) {
     d.reason = "1-D";
+    return d;
+  }
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) {  // [64, 0]: no groups to quantize
+    d.reason = "empty (a zero dimension)";
     return d;
   }
   const std::string module = name.substr(0, name.size() - 7);

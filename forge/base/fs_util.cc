@@ -101,6 +101,7 @@ Result<StagedDir> StagedDir::Create(const std::string& final_path, bool force, c
     return Status::Invalid("output already exists (use --force to replace it)", final_path);
   }
   fs::path fin = Resolve(final_path);
+  if (fin.filename().empty()) fin = fin.parent_path();  // "--out newdir/" names newdir
   fs::path parent = fin.parent_path();
   if (!fs::is_directory(parent, ec)) {
     return Status::Invalid("parent directory does not exist", parent.string());

@@ -24,6 +24,7 @@ struct TextGeometry {
   int64_t experts = 0, experts_per_tok = 0, moe_intermediate = 0, shared_intermediate = 0;  // MoE
   bool tie_word_embeddings = false;
   double rms_norm_eps = 0, rope_theta = 0, partial_rotary_factor = 0;
+  int64_t max_position_embeddings = 0;  // 0: not given
   bool mtp_declared = false;  // mtp_num_hidden_layers present
   int64_t mtp_layers = 0;
   bool mtp_dedicated_embeddings = false;
@@ -41,6 +42,10 @@ struct QuantSpec {
     return mode == o.mode && bits == o.bits && group_size == o.group_size;
   }
 };
+
+// The rule a quantization entry breaks (MLX's supported modes, bits and group sizes), or nullopt. The one
+// check every command applies to config.json; `forge quantize`'s flags go through the same rule.
+std::optional<std::string> QuantSpecProblem(const QuantSpec& q);
 
 struct QuantConfig {
   std::string source_key;  // "quantization" or "quantization_config"

@@ -67,10 +67,15 @@ bool ParsePerExpertName(const std::string& name, std::string* base, int* expert,
 
 int LayerIndex(const std::string& rel) {
   if (!StartsWith(rel, "layers.")) return -1;
-  const char* p = rel.c_str() + 7;
-  char* end = nullptr;
-  long v = std::strtol(p, &end, 10);
-  if (end == p || *end != '.') return -1;
+  // Digits read with a bound: an index past kMaxLayerIndex (say 2^32) is no layer, never folded into a
+  // small one by a narrowing cast.
+  int64_t v = 0;
+  size_t i = 7, digits = 0;
+  for (; i < rel.size() && rel[i] >= '0' && rel[i] <= '9'; ++i, ++digits) {
+    v = v * 10 + (rel[i] - '0');
+    if (v > kMaxLayerIndex) return -1;
+  }
+  if (digits == 0 || i >= rel.size() || rel[i] != '.') return -1;
   return static_cast<int>(v);
 }
 

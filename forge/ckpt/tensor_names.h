@@ -38,7 +38,8 @@ bool IsZeroCenteredNorm(TensorRole r);
 // "<base>.experts.<e>.<proj>_proj.weight" with proj gate/up/down -> base ("...mlp"), e, proj.
 bool ParsePerExpertName(const std::string& name, std::string* base, int* expert, std::string* proj);
 
-// "layers.12.mlp.gate.weight" -> 12; -1 when the name has no layer index.
+// "layers.12.mlp.gate.weight" -> 12; -1 when the name has no layer index or one above kMaxLayerIndex.
+inline constexpr int kMaxLayerIndex = 1 << 20;
 int LayerIndex(const std::string& rel);
 
 bool EndsWith(std::string_view s, std::string_view suffix);

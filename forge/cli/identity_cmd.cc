@@ -28,6 +28,8 @@ const char* const kDefaultPrompts[] = {
 
 Status Usage(const std::string& m) { return Status::Error(ExitCode::kUsage, m); }
 
+constexpr int64_t kMaxPositions = int64_t{1} << 20;  // without max_position_embeddings in config.json
+
 Result<std::vector<int64_t>> ParseTokenList(const std::string& s, int64_t vocab) {
   std::vector<int64_t> ids;
   std::stringstream ss(s);
@@ -144,6 +146,22 @@ int RunIdentity(const IdentityOptions& o, const CommonFlags& flags) {
       if (id >= vocab)
         return ReportError(Usage(fmt::format("prompt token {} is outside the vocabulary ({})", id, vocab)),
                            flags);
+    }
+  }
+  // Positions past what the model was built for are meaningless (RoPE, caches): the prompt and the tokens
+  // to generate must fit max_position_embeddings (and forge's own bound where the config gives none).
+  const int64_t max_pos = (*ckpt)->config()->text.max_position_embeddings;
+  const int64_t limit = max_pos > 0 ? max_pos : kMaxPositions;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const int64_t need = static_cast<int64_t>(prompts[i].size()) + o.max_tokens;
+    if (need > limit) {
+      return ReportError(
+          Status::Invalid(fmt::format("prompt {} has {} tokens; with --max-tokens {} that is {} positions, past {} "
+                                      "({})",
+                                      i + 1, prompts[i].size(), o.max_tokens, need, limit,
+                                      max_pos > 0 ? "max_position_embeddings of config.json" : "forge's bound"),
+                          (std::filesystem::path(o.model) / "config.json").string()),
+          flags);
     }
   }
 

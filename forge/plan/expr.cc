@@ -9,7 +9,21 @@ namespace {
 
 Result<ExprPtr> Make(Expr e) { return ExprPtr(std::make_shared<const Expr>(std::move(e))); }
 
-Status Bad(const std::string& what) { return Status::Invalid("plan: " + what); }
+// The first source tensor an expression reads: what an error about it names (file and tensor).
+const Expr* FirstSource(const ExprPtr& e) {
+  if (!e) return nullptr;
+  if (e->kind == OpKind::kSource) return e.get();
+  for (const auto& in : e->inputs) {
+    if (const Expr* s = FirstSource(in)) return s;
+  }
+  return nullptr;
+}
+
+Status Bad(const std::string& what, const ExprPtr& about = nullptr) {
+  const Expr* src = FirstSource(about);
+  if (src == nullptr) return Status::Invalid("plan: " + what);
+  return Status::Invalid(what, src->source.file->path(), src->source.info->name);
+}
 
 }  // namespace
 
@@ -65,7 +79,7 @@ Result<ExprPtr> Source(const TensorRef& ref) {
 
 Result<ExprPtr> Cast(ExprPtr in, DType to) {
   if (!IsFloat(in->meta.dtype) || !IsFloat(to)) {
-    return Bad(fmt::format("cannot cast {} to {} (float dtypes only)", DTypeName(in->meta.dtype), DTypeName(to)));
+    return Bad(fmt::format("cannot cast {} to {} (float dtypes only)", DTypeName(in->meta.dtype), DTypeName(to)), in);
   }
   if (in->meta.dtype == to) return in;
   Expr e;
@@ -77,7 +91,7 @@ Result<ExprPtr> Cast(ExprPtr in, DType to) {
 
 Result<ExprPtr> MoveAxis(ExprPtr in, int from, int to) {
   const int nd = static_cast<int>(in->meta.shape.size());
-  if (from < 0 || from >= nd || to < 0 || to >= nd) return Bad(fmt::format("moveaxis {}->{} on {}-d tensor", from, to, nd));
+  if (from < 0 || from >= nd || to < 0 || to >= nd) return Bad(fmt::format("moveaxis {}->{} on {}-d tensor", from, to, nd), in);
   if (from == to) return in;
   Expr e;
   e.kind = OpKind::kMoveAxis;
@@ -96,7 +110,7 @@ Result<ExprPtr> Reshape(ExprPtr in, Shape shape) {
   TensorMeta m{in->meta.dtype, shape};
   uint64_t n = 0;
   if (!st::ShapeNumel(shape, &n) || n != in->meta.numel()) {
-    return Bad(fmt::format("reshape {} to {}: element counts differ", ShapeString(in->meta.shape), ShapeString(shape)));
+    return Bad(fmt::format("reshape {} to {}: element counts differ", ShapeString(in->meta.shape), ShapeString(shape)), in);
   }
   Expr e;
   e.kind = OpKind::kReshape;
@@ -146,7 +160,7 @@ Result<ExprPtr> Concat(std::vector<ExprPtr> parts, int axis) {
 Result<ExprPtr> Slice(ExprPtr in, int axis, uint64_t start, uint64_t stop) {
   const int nd = static_cast<int>(in->meta.shape.size());
   if (axis < 0 || axis >= nd || start > stop || stop > in->meta.shape[axis]) {
-    return Bad(fmt::format("slice axis {} [{}:{}] of {}", axis, start, stop, ShapeString(in->meta.shape)));
+    return Bad(fmt::format("slice axis {} [{}:{}] of {}", axis, start, stop, ShapeString(in->meta.shape)), in);
   }
   Expr e;
   e.kind = OpKind::kSlice;
@@ -161,7 +175,10 @@ Result<ExprPtr> Slice(ExprPtr in, int axis, uint64_t start, uint64_t stop) {
 }
 
 Result<ExprPtr> AddConstant(ExprPtr in, double c, DType out) {
-  if (!IsFloat(in->meta.dtype) || !IsFloat(out)) return Bad("add-constant needs float dtypes");
+  if (!IsFloat(in->meta.dtype) || !IsFloat(out)) {
+    return Bad(fmt::format("is {}, not a float: the norm shift (+{:g}) needs a float16/bfloat16/float32 tensor",
+                           DTypeName(in->meta.dtype), c), in);
+  }
   Expr e;
   e.kind = OpKind::kAddConstant;
   e.constant = c;

@@ -34,7 +34,12 @@ class BpeTokenizer {
   std::unordered_map<std::string, int64_t> vocab_;
   std::vector<std::string> id_to_token_;
   std::vector<bool> is_added_;
-  std::map<std::pair<std::string, std::string>, int64_t> merge_rank_;
+  struct PairHash {
+    size_t operator()(const std::pair<std::string, std::string>& p) const {
+      return std::hash<std::string>()(p.first) * 31 + std::hash<std::string>()(p.second);
+    }
+  };
+  std::unordered_map<std::pair<std::string, std::string>, int64_t, PairHash> merge_rank_;
   std::vector<std::pair<std::string, int64_t>> added_;  // content, id (longest first)
   bool nfc_ = false;
   struct Regex;
