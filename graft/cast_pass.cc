@@ -4,7 +4,7 @@
 
 namespace forge::graft {
 
-Result<plan::Plan> CastFloats(const plan::Plan& in, DType to) {
+Result<plan::Plan> CastFloats(const plan::Plan& in, DType to, bool overflow_allowed) {
   plan::Plan out;
   for (const auto& t : in.tensors) {
     const TensorRole role = RoleOf(t.name);
@@ -16,11 +16,11 @@ Result<plan::Plan> CastFloats(const plan::Plan& in, DType to) {
     }
     // Fold into a pending add-constant so the value is rounded once (f32 -> `to`), not twice.
     if (t.expr->kind == plan::OpKind::kAddConstant) {
-      FORGE_ASSIGN_OR_RETURN(plan::ExprPtr e, plan::AddConstant(t.expr->inputs[0], t.expr->constant, to));
+      FORGE_ASSIGN_OR_RETURN(plan::ExprPtr e, plan::AddConstant(t.expr->inputs[0], t.expr->constant, to, overflow_allowed));
       out.tensors.push_back({t.name, e});
       continue;
     }
-    FORGE_ASSIGN_OR_RETURN(plan::ExprPtr e, plan::Cast(t.expr, to));
+    FORGE_ASSIGN_OR_RETURN(plan::ExprPtr e, plan::Cast(t.expr, to, overflow_allowed));
     out.tensors.push_back({t.name, e});
   }
   return out;

@@ -7,6 +7,7 @@
 
 namespace forge::graft {
 
-Result<plan::Plan> CastFloats(const plan::Plan& in, DType to);
+// A finite value that rounds to +-inf in `to` fails the write naming the tensor unless `overflow_allowed`.
+Result<plan::Plan> CastFloats(const plan::Plan& in, DType to, bool overflow_allowed = false);
 
 }  // namespace forge::graft

@@ -177,7 +177,7 @@ Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan p, c
           fmt::format("{} norms {:+g} (to {})", label, delta, inspect::NormConventionName(target)));
   }
   if (o.dtype) {
-    FORGE_ASSIGN_OR_RETURN(p, CastFloats(p, *o.dtype));
+    FORGE_ASSIGN_OR_RETURN(p, CastFloats(p, *o.dtype, o.allow_overflow));
   }
   const HfNaming naming = cfg.nested || cfg.has_vision_config ? HfNaming::kVlm : HfNaming::kText;
   if (to_mlx) {

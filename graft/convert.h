@@ -26,6 +26,7 @@ enum class TargetFormat { kMlx, kHf };
 struct ConvertOptions {
   TargetFormat to = TargetFormat::kMlx;
   std::optional<DType> dtype;
+  bool allow_overflow = false;  // --allow-overflow: values past the --dtype's range become infinities
   bool drop_mtp = false;
   bool drop_vision = false;
   std::optional<inspect::NormConvention> fix_norms;  // bring a mixed checkpoint to this convention

@@ -74,7 +74,7 @@ Result<QuantizeRecipe> BuildQuantizeRecipe(const Checkpoint& ckpt, QuantizeOptio
     if (fmt_it != ckpt.shards().front()->header().metadata.end()) r.metadata["format"] = fmt_it->second;
   }
   if (o.dtype) {
-    FORGE_ASSIGN_OR_RETURN(p, CastFloats(p, *o.dtype));
+    FORGE_ASSIGN_OR_RETURN(p, CastFloats(p, *o.dtype, o.allow_overflow));
   }
   if (o.measure_fidelity) r.fidelity = std::make_shared<quant::FidelityCollector>();
   FORGE_ASSIGN_OR_RETURN(quant::QuantizePassResult q, quant::QuantizePass(p, o.policy, o.rules, r.fidelity));
@@ -89,7 +89,8 @@ Result<QuantizeRecipe> BuildQuantizeRecipe(const Checkpoint& ckpt, QuantizeOptio
   return r;
 }
 
-Result<QuantizeRecipe> BuildDequantizeRecipe(const Checkpoint& ckpt, std::optional<DType> dtype) {
+Result<QuantizeRecipe> BuildDequantizeRecipe(const Checkpoint& ckpt, std::optional<DType> dtype,
+                                             bool allow_overflow) {
   QuantizeRecipe r;
   r.input_kind = "mlx";
   // The geometry rules are Qwen3.5/3.6's: a config.json of another model (or one holding only a
@@ -104,7 +105,7 @@ Result<QuantizeRecipe> BuildDequantizeRecipe(const Checkpoint& ckpt, std::option
                          ckpt.dir());
   }
   if (dtype) {
-    FORGE_ASSIGN_OR_RETURN(r.plan, CastFloats(r.plan, *dtype));
+    FORGE_ASSIGN_OR_RETURN(r.plan, CastFloats(r.plan, *dtype, allow_overflow));
   }
   if (ckpt.config()) {
     r.config = ckpt.config()->raw;

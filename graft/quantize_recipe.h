@@ -25,6 +25,7 @@ struct QuantizeOptions {
   quant::QuantPolicy policy;
   quant::Rules rules = quant::Rules::kMlxGpu;
   std::optional<DType> dtype;  // cast float weights first (scales of affine follow)
+  bool allow_overflow = false;  // --allow-overflow: values past --dtype's range become infinities
   bool measure_fidelity = false;
   bool tensor_level = false;  // --tensor-level: a plain tensor set even where the names are Qwen's
 };
@@ -43,6 +44,7 @@ struct QuantizeRecipe {
 Result<QuantizeRecipe> BuildQuantizeRecipe(const Checkpoint& ckpt, QuantizeOptions options);
 
 // The float checkpoint of a quantized MLX one (config without its quantization blocks).
-Result<QuantizeRecipe> BuildDequantizeRecipe(const Checkpoint& ckpt, std::optional<DType> dtype);
+Result<QuantizeRecipe> BuildDequantizeRecipe(const Checkpoint& ckpt, std::optional<DType> dtype,
+                                             bool allow_overflow = false);
 
 }  // namespace forge::graft

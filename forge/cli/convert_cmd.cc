@@ -17,7 +17,7 @@ namespace {
 
 struct ConvertCliOptions {
   std::string src, out, to = "mlx", dtype, fix_norms, expert_layout, mtp_expert_layout, max_shard_size = "5GB";
-  bool drop_mtp = false, drop_vision = false, dry_run = false, force = false;
+  bool drop_mtp = false, drop_vision = false, dry_run = false, force = false, allow_overflow = false;
   unsigned threads = 0;
   CommonFlags flags;
 };
@@ -28,6 +28,7 @@ Result<graft::ConvertOptions> ToOptions(const ConvertCliOptions& c) {
   graft::ConvertOptions o;
   o.to = c.to == "hf" ? graft::TargetFormat::kHf : graft::TargetFormat::kMlx;
   o.dtype = ParseFloatDType(c.dtype);
+  o.allow_overflow = c.allow_overflow;
   o.drop_mtp = c.drop_mtp;
   o.drop_vision = c.drop_vision;
   if (!c.fix_norms.empty()) {
@@ -144,6 +145,8 @@ void SetupConvert(CLI::App& app, Action* run) {
   cmd->add_option("--to", c->to, "Target layout: mlx (default) or hf")->check(CLI::IsMember({"mlx", "hf"}));
   cmd->add_option("--dtype", c->dtype, "Cast float weights (A_log is never cast): bf16, f16 (M1/M2), f32")
       ->check(CLI::IsMember({"bf16", "f16", "f32"}));
+  cmd->add_flag("--allow-overflow", c->allow_overflow,
+                "With --dtype: store values beyond the dtype's range as infinities instead of refusing");
   cmd->add_flag("--drop-mtp", c->drop_mtp, "Leave the MTP head out (config set to 0 MTP layers)");
   cmd->add_flag("--drop-vision", c->drop_vision, "Leave the vision tower and vision_config out");
   cmd->add_option("--fix-norms", c->fix_norms,

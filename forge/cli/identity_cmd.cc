@@ -178,6 +178,20 @@ int RunIdentity(const IdentityOptions& o, const CommonFlags& flags) {
     if (tty) std::fprintf(stderr, "\rverify --identity: prompt %zu/%zu ", i + 1, n);
   });
   if (tty) std::fprintf(stderr, "\r%40s\r", "");
+  for (size_t i = 0; i < outcome.prompts.size(); ++i) {
+    const auto& p = outcome.prompts[i];
+    const verify::spec::NonFinite& nf = p.vanilla.non_finite.found() ? p.vanilla.non_finite : p.mtp.non_finite;
+    if (nf.found()) {
+      return ReportError(
+          Status::Error(ExitCode::kVerifyFailed,
+                        fmt::format("prompt {}: the {}'s logits are not finite (NaN or Inf) at generated token {}: "
+                                    "the weights hold non-finite values or overflow, so nothing can be verified "
+                                    "(forge quantize names a non-finite tensor)",
+                                    i + 1, nf.where, nf.step),
+                        o.model),
+          flags);
+    }
+  }
   const int code = outcome.identical() ? 0 : static_cast<int>(ExitCode::kVerifyFailed);
   if (flags.json) {
     nlohmann::json j = verify::spec::IdentityJson(outcome, tok.get());

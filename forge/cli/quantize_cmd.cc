@@ -26,7 +26,7 @@ struct QuantizeCliOptions {
   std::vector<std::string> skips, overrides;
   std::vector<std::pair<bool, std::string>> rules_in_order;  // (is_override, text)
   unsigned threads = 0;
-  bool dry_run = false, force = false, tensor_level = false;
+  bool dry_run = false, force = false, tensor_level = false, allow_overflow = false;
   CommonFlags flags;
 };
 
@@ -51,6 +51,7 @@ Result<graft::QuantizeOptions> ToOptions(const QuantizeCliOptions& c) {
   }
   o.rules = c.match == "mlx-cpu" ? quant::Rules::kMlxCpu : quant::Rules::kMlxGpu;
   o.dtype = ParseFloatDType(c.dtype);
+  o.allow_overflow = c.allow_overflow;
   o.measure_fidelity = c.flags.json || !c.report.empty();
   o.tensor_level = c.tensor_level;
   return o;
@@ -221,14 +222,14 @@ int RunQuantize(const QuantizeCliOptions& c) {
 struct DequantizeCliOptions {
   std::string src, out, dtype, max_shard_size = "5GB";
   unsigned threads = 0;
-  bool force = false;
+  bool force = false, allow_overflow = false;
   CommonFlags flags;
 };
 
 int RunDequantize(const DequantizeCliOptions& c) {
   auto ckpt = Checkpoint::Open(c.src);
   if (!ckpt.ok()) return ReportError(ckpt.status(), c.flags);
-  auto r = graft::BuildDequantizeRecipe(**ckpt, ParseFloatDType(c.dtype));
+  auto r = graft::BuildDequantizeRecipe(**ckpt, ParseFloatDType(c.dtype), c.allow_overflow);
   if (!r.ok()) return ReportError(r.status(), c.flags);
   nlohmann::json j;
   int rc = WriteRecipe(*r, **ckpt, c.out, c.max_shard_size, c.threads, c.force, c.flags, &j);
@@ -257,6 +258,8 @@ void SetupQuantize(CLI::App& app, Action* run) {
   cmd->add_option("--match", c->match, "Rounding rules: mlx-gpu (default; what a Mac writes) or mlx-cpu (Linux MLX)")
       ->check(CLI::IsMember({"mlx-gpu", "mlx-cpu"}));
   cmd->add_option("--dtype", c->dtype, "Cast float weights first: bf16, f16, f32")->check(CLI::IsMember({"bf16", "f16", "f32"}));
+  cmd->add_flag("--allow-overflow", c->allow_overflow,
+                "With --dtype: store values beyond the dtype's range as infinities instead of refusing");
   cmd->add_option("--report", c->report, "Write per-tensor fidelity (cosine, max/mean abs error) as JSON");
   cmd->add_option("--max-shard-size", c->max_shard_size, "Largest shard (default 5GB)");
   cmd->add_option("--threads", c->threads, "Worker threads (default: all cores)")
@@ -289,6 +292,8 @@ void SetupQuantize(CLI::App& app, Action* run) {
   dq->add_option("--out", d->out, "Output directory (must not exist unless --force)")->required();
   dq->add_option("--dtype", d->dtype, "Output dtype (default: MLX's, i.e. the scales dtype for affine, bf16 for fp modes)")
       ->check(CLI::IsMember({"bf16", "f16", "f32"}));
+  dq->add_flag("--allow-overflow", d->allow_overflow,
+               "With --dtype: store values beyond the dtype's range as infinities instead of refusing");
   dq->add_option("--max-shard-size", d->max_shard_size, "Largest shard (default 5GB)");
   dq->add_option("--threads", d->threads, "Worker threads (default: all cores)")
       ->check(CLI::Range(0u, kMaxThreads));

@@ -1,6 +1,9 @@
 #include "forge/plan/evaluate.h"
 
+#include <cmath>
 #include <cstring>
+
+#include <fmt/format.h>
 
 #include "forge/base/float_access.h"
 
@@ -72,13 +75,24 @@ Tensor ConcatOf(const std::vector<Tensor>& parts, const TensorMeta& out_meta, in
 
 // Cast rounds f32(x) to the output dtype; the norm shift rounds f32(x) + c once. (A cast adds nothing, not
 // even 0, which would turn -0 into +0.)
-Tensor ElementwiseOf(const Expr& e, const Tensor& in, const TensorMeta& out_meta) {
+Result<Tensor> ElementwiseOf(const Expr& e, const Tensor& in, const TensorMeta& out_meta) {
   Tensor out = Tensor::Allocate(out_meta);
   const uint64_t n = out_meta.numel();
   const float c = static_cast<float>(e.constant);
+  // Only a narrower float can overflow: f32 into f16/bf16, bf16 into f16.
+  const bool check = !e.overflow_allowed && DTypeBits(out_meta.dtype) <= DTypeBits(in.meta.dtype) &&
+                     out_meta.dtype != in.meta.dtype;
   for (uint64_t i = 0; i < n; ++i) {
     const float x = LoadAsF32(in.meta.dtype, in.data, i);
-    StoreFromF32(out_meta.dtype, out.mutable_data(), i, e.kind == OpKind::kAddConstant ? x + c : x);
+    const float y = e.kind == OpKind::kAddConstant ? x + c : x;
+    StoreFromF32(out_meta.dtype, out.mutable_data(), i, y);
+    if (check && std::isfinite(y) && std::isinf(LoadAsF32(out_meta.dtype, out.data, i))) {
+      const Expr* src = FirstSource(e);
+      return Status::Invalid(fmt::format("value {:g} overflows {} (it would be stored as infinity); keep a wider "
+                                         "--dtype, or pass --allow-overflow to store it so",
+                                         y, DTypeName(out_meta.dtype)),
+                             src ? src->source.file->path() : "", src ? src->source.info->name : "");
+    }
   }
   return out;
 }

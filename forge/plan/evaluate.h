@@ -28,7 +28,8 @@ Result<Tensor> Evaluate(const Expr& e);
 Tensor MoveAxisOf(const Tensor& in, const TensorMeta& out_meta, int from, int to);
 Tensor SliceOf(const Tensor& in, const TensorMeta& out_meta, int axis, uint64_t start);
 Tensor ConcatOf(const std::vector<Tensor>& parts, const TensorMeta& out_meta, int axis);
-Tensor ElementwiseOf(const Expr& cast_or_add_constant, const Tensor& in, const TensorMeta& out_meta);
+// Fails (naming the source tensor) where a finite value rounds to +-inf and the expression does not allow it.
+Result<Tensor> ElementwiseOf(const Expr& cast_or_add_constant, const Tensor& in, const TensorMeta& out_meta);
 
 // Peak bytes an evaluation may hold at once (inputs materialized + output), for the writer's budget.
 uint64_t EstimateEvalBytes(const Expr& e);

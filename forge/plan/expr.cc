@@ -9,23 +9,21 @@ namespace {
 
 Result<ExprPtr> Make(Expr e) { return ExprPtr(std::make_shared<const Expr>(std::move(e))); }
 
-// The first source tensor an expression reads: what an error about it names (file and tensor).
-const Expr* FirstSource(const ExprPtr& e) {
-  if (!e) return nullptr;
-  if (e->kind == OpKind::kSource) return e.get();
-  for (const auto& in : e->inputs) {
-    if (const Expr* s = FirstSource(in)) return s;
-  }
-  return nullptr;
-}
-
 Status Bad(const std::string& what, const ExprPtr& about = nullptr) {
-  const Expr* src = FirstSource(about);
+  const Expr* src = about ? FirstSource(*about) : nullptr;
   if (src == nullptr) return Status::Invalid("plan: " + what);
   return Status::Invalid(what, src->source.file->path(), src->source.info->name);
 }
 
 }  // namespace
+
+const Expr* FirstSource(const Expr& e) {
+  if (e.kind == OpKind::kSource) return &e;
+  for (const auto& in : e.inputs) {
+    if (const Expr* s = FirstSource(*in)) return s;
+  }
+  return nullptr;
+}
 
 uint64_t TensorMeta::numel() const {
   uint64_t n = 0;
@@ -77,13 +75,14 @@ Result<ExprPtr> Source(const TensorRef& ref) {
   return Make(std::move(e));
 }
 
-Result<ExprPtr> Cast(ExprPtr in, DType to) {
+Result<ExprPtr> Cast(ExprPtr in, DType to, bool overflow_allowed) {
   if (!IsFloat(in->meta.dtype) || !IsFloat(to)) {
     return Bad(fmt::format("cannot cast {} to {} (float dtypes only)", DTypeName(in->meta.dtype), DTypeName(to)), in);
   }
   if (in->meta.dtype == to) return in;
   Expr e;
   e.kind = OpKind::kCast;
+  e.overflow_allowed = overflow_allowed;
   e.meta = {to, in->meta.shape};
   e.inputs = {std::move(in)};
   return Make(std::move(e));
@@ -174,7 +173,7 @@ Result<ExprPtr> Slice(ExprPtr in, int axis, uint64_t start, uint64_t stop) {
   return Make(std::move(e));
 }
 
-Result<ExprPtr> AddConstant(ExprPtr in, double c, DType out) {
+Result<ExprPtr> AddConstant(ExprPtr in, double c, DType out, bool overflow_allowed) {
   if (!IsFloat(in->meta.dtype) || !IsFloat(out)) {
     return Bad(fmt::format("is {}, not a float: the norm shift (+{:g}) needs a float16/bfloat16/float32 tensor",
                            DTypeName(in->meta.dtype), c), in);
@@ -182,6 +181,7 @@ Result<ExprPtr> AddConstant(ExprPtr in, double c, DType out) {
   Expr e;
   e.kind = OpKind::kAddConstant;
   e.constant = c;
+  e.overflow_allowed = overflow_allowed;
   e.meta = {out, in->meta.shape};
   e.inputs = {std::move(in)};
   return Make(std::move(e));

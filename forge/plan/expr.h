@@ -60,6 +60,9 @@ class Expr {
   int axis = 0, axis_to = 0;  // kMoveAxis (from, to), kSlice and kConcat (axis)
   uint64_t start = 0, stop = 0;  // kSlice
   double constant = 0;           // kAddConstant
+  // kCast / kAddConstant into a narrower float: a finite value that rounds to +-inf is an error naming the
+  // tensor unless allowed (convert/quantize --allow-overflow).
+  bool overflow_allowed = false;
   std::shared_ptr<const CustomOp> custom;
 
   // One-line rendering, e.g. "add_f32(+1, src(model.norm.weight))".
@@ -69,14 +72,17 @@ class Expr {
 };
 
 Result<ExprPtr> Source(const TensorRef& ref);
-Result<ExprPtr> Cast(ExprPtr in, DType to);  // float dtypes only; round to nearest even
+Result<ExprPtr> Cast(ExprPtr in, DType to, bool overflow_allowed = false);  // floats only; nearest even
 Result<ExprPtr> MoveAxis(ExprPtr in, int from, int to);
 Result<ExprPtr> Reshape(ExprPtr in, Shape shape);
 Result<ExprPtr> Stack(std::vector<ExprPtr> parts);  // along a new leading axis; equal metas
 Result<ExprPtr> Concat(std::vector<ExprPtr> parts, int axis);  // shapes equal except along `axis`
 Result<ExprPtr> Slice(ExprPtr in, int axis, uint64_t start, uint64_t stop);
 // y = round_to(out, f32(x) + c): computed in f32 and rounded once (the norm "+1" shift).
-Result<ExprPtr> AddConstant(ExprPtr in, double c, DType out);
+Result<ExprPtr> AddConstant(ExprPtr in, double c, DType out, bool overflow_allowed = false);
+
+// The first source tensor an expression reads (depth first), or null: what its errors name.
+const Expr* FirstSource(const Expr& e);
 Result<ExprPtr> Custom(std::vector<ExprPtr> inputs, std::shared_ptr<const CustomOp> op, TensorMeta out);
 
 struct PlannedTensor {

@@ -1,5 +1,7 @@
 #include "verify/model/kernels.h"
 
+#include <cmath>
+
 #include <algorithm>
 
 namespace forge::verify::model {
@@ -29,6 +31,13 @@ void Softmax(float* x, int64_t n) {
   }
   const float inv = static_cast<float>(1.0 / sum);
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+bool AllFinite(const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(x[i])) return false;
+  }
+  return true;
 }
 
 int64_t Argmax(const float* x, int64_t n) {

@@ -31,5 +31,7 @@ void Softmax(float* x, int64_t n);
 
 // Index of the largest value; the lowest index wins ties (as torch.argmax on CPU).
 int64_t Argmax(const float* x, int64_t n);
+// False when some value is NaN or infinite (such logits choose no token: the weights are broken).
+bool AllFinite(const float* x, int64_t n);
 
 }  // namespace forge::verify::model

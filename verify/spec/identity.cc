@@ -68,7 +68,8 @@ IdentityOutcome RunIdentity(const model::Decoder& dec, const model::MtpHead& mtp
     p.prompt = prompts[i];
     p.vanilla = PlainGreedy(dec, p.prompt, o);
     p.mtp = SpeculativeGreedy(dec, mtp, p.prompt, o);
-    p.identical = p.vanilla.tokens == p.mtp.tokens;
+    // Non-finite logits choose no token: such a run proves nothing, whatever the tokens say.
+    p.identical = p.vanilla.tokens == p.mtp.tokens && !p.vanilla.non_finite.found() && !p.mtp.non_finite.found();
     if (!p.identical) {
       const auto& a = p.vanilla.tokens;
       const auto& b = p.mtp.tokens;

@@ -52,6 +52,10 @@ PlainResult PlainGreedy(const model::Decoder& dec, const std::vector<int64_t>& p
   start = std::chrono::steady_clock::now();
   while (true) {
     const float* logits = out.logits.at(0);
+    if (!model::AllFinite(logits, V)) {
+      r.non_finite = {static_cast<int64_t>(r.tokens.size()), "backbone"};
+      break;
+    }
     if (keep_logits) r.step_logits.emplace_back(logits, logits + V);
     r.tokens.push_back(model::Argmax(logits, V));
     if (Finish(r.tokens, o)) break;
@@ -94,7 +98,11 @@ SpecResult SpeculativeGreedy(const model::Decoder& dec, const model::MtpHead& mt
     model::GdnSnapshots snaps;
     dec.Forward(feed, st, LogitsFor::kAll, out, k > 0 ? &snaps : nullptr);
     Round round{p, drafts, {}, 0};
-    for (int64_t j = 0; j <= k; ++j) round.targets.push_back(model::Argmax(out.logits.at(j), V));
+    for (int64_t j = 0; j <= k; ++j) {
+      if (!model::AllFinite(out.logits.at(j), V)) r.non_finite = {static_cast<int64_t>(r.tokens.size()) + j, "backbone"};
+      round.targets.push_back(model::Argmax(out.logits.at(j), V));
+    }
+    if (r.non_finite.found()) break;
     int64_t m = 0;
     while (m < k && drafts[static_cast<size_t>(m)] == round.targets[static_cast<size_t>(m)]) ++m;
     round.accepted = m;
@@ -117,14 +125,23 @@ SpecResult SpeculativeGreedy(const model::Decoder& dec, const model::MtpHead& mt
     mtp.Forward(SelectRows(hidden_of(out), m + 1), slot_tokens, p, ms, mo);
     y = slot_tokens.back();
     p += m + 1;
+    if (!model::AllFinite(mo.logits.at(m), V)) {
+      r.non_finite = {static_cast<int64_t>(r.tokens.size()), "MTP head"};
+      break;
+    }
     drafts.assign(1, model::Argmax(mo.logits.at(m), V));
     Rows chained(1, mo.hidden.width);
     std::copy(mo.hidden.at(m), mo.hidden.at(m) + mo.hidden.width, chained.at(0));
     for (int j = 1; j < o.depth; ++j) {  // step j: (previous MTP hidden, previous draft) at position p-1+j
       mtp.Forward(chained, {drafts.back()}, p - 1 + j, ms, mo);
+      if (!model::AllFinite(mo.logits.at(0), V)) {
+        r.non_finite = {static_cast<int64_t>(r.tokens.size()) + j, "MTP head"};
+        break;
+      }
       drafts.push_back(model::Argmax(mo.logits.at(0), V));
       chained = mo.hidden;
     }
+    if (r.non_finite.found()) break;
   }
   r.decode_seconds = Seconds(start);
   return r;

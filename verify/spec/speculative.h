@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "verify/model/decoder.h"
@@ -19,8 +20,17 @@ struct DecodeOptions {
   int64_t eos_token = -1;     // stop after emitting it (-1: never)
 };
 
+// Where logits stopped being finite (NaN/Inf weights or an overflow): decoding stops there; nothing past
+// it can be compared.
+struct NonFinite {
+  int64_t step = -1;  // index of the token the logits would have chosen; -1: all finite
+  std::string where;  // "backbone" or "MTP head"
+  bool found() const { return step >= 0; }
+};
+
 struct PlainResult {
   std::vector<int64_t> tokens;
+  NonFinite non_finite;
   std::vector<std::vector<float>> step_logits;  // logits that chose tokens[i] (when asked for)
   double prefill_seconds = 0, decode_seconds = 0;
 };
@@ -38,6 +48,7 @@ struct Round {
 
 struct SpecResult {
   std::vector<int64_t> tokens;
+  NonFinite non_finite;
   std::vector<Round> rounds;
   int64_t drafted = 0, accepted = 0;             // verified drafts only
   std::vector<int64_t> accepted_at, reached_at;  // per draft index j: rounds accepting d_j, rounds reaching j
