@@ -7,11 +7,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "forge/base/signals.h"
 
 namespace forge {
 namespace fs = std::filesystem;
@@ -51,13 +54,35 @@ Result<int> TakeLock(const std::string& path, const std::string& output) {
   return Status::Invalid("cannot take the output's lock (it keeps being replaced)", path);
 }
 
-// ".NAME.forge-tmp-*" siblings: what runs on the same output that were killed left behind.
-void RemoveStaleTemps(const fs::path& parent, const std::string& leaf_prefix) {
+// ".NAME.forge-tmp-*" siblings: what runs on the same output that were killed left behind. A killed
+// --force swap on a filesystem without atomic exchange may have left the old output as ".NAME.forge-old-*"
+// with nothing under the final name: that old output is put back first (nothing the user had is lost).
+void RecoverAndRemoveStale(const fs::path& parent, const std::string& hidden, const fs::path& final_path) {
   std::error_code ec;
+  std::vector<fs::path> temps, olds;
   for (const auto& entry : fs::directory_iterator(parent, ec)) {
     const std::string name = entry.path().filename().string();
-    if (name.rfind(leaf_prefix, 0) == 0 && entry.is_directory(ec)) RemoveTree(entry.path().string());
+    if (!entry.is_directory(ec)) continue;
+    if (name.rfind(hidden + ".forge-tmp-", 0) == 0) temps.push_back(entry.path());
+    if (name.rfind(hidden + ".forge-old-", 0) == 0) olds.push_back(entry.path());
   }
+  if (!fs::exists(fs::symlink_status(final_path, ec)) && olds.size() == 1) {
+    if (::rename(olds[0].c_str(), final_path.c_str()) == 0) olds.clear();
+  }
+  for (const auto& p : temps) RemoveTree(p.string());
+  if (fs::exists(fs::symlink_status(final_path, ec))) {
+    for (const auto& p : olds) RemoveTree(p.string());  // replaced by a committed output: no longer needed
+  }
+}
+
+// Swaps two paths atomically (Linux renameat2 RENAME_EXCHANGE); false where the filesystem cannot.
+bool ExchangePaths(const std::string& a, const std::string& b) {
+#ifdef RENAME_EXCHANGE
+  return ::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) == 0;
+#else
+  (void)a, (void)b;
+  return false;
+#endif
 }
 
 }  // namespace
@@ -97,9 +122,6 @@ Status CheckAvoidsSources(const std::string& path, const Sources& sources, const
 Result<StagedDir> StagedDir::Create(const std::string& final_path, bool force, const Sources& sources) {
   FORGE_RETURN_IF_ERROR(CheckAvoidsSources(final_path, sources, "output directory"));
   std::error_code ec;
-  if (fs::exists(fs::symlink_status(final_path, ec)) && !force) {
-    return Status::Invalid("output already exists (use --force to replace it)", final_path);
-  }
   fs::path fin = Resolve(final_path);
   if (fin.filename().empty()) fin = fin.parent_path();  // "--out newdir/" names newdir
   fs::path parent = fin.parent_path();
@@ -114,7 +136,10 @@ Result<StagedDir> StagedDir::Create(const std::string& final_path, bool force, c
   d.force_ = force;
   d.lock_path_ = (parent / (hidden + ".forge-lock")).string();
   FORGE_ASSIGN_OR_RETURN(d.lock_fd_, TakeLock(d.lock_path_, d.final_));
-  RemoveStaleTemps(parent, hidden + ".forge-tmp-");
+  RecoverAndRemoveStale(parent, hidden, fin);
+  if (fs::exists(fs::symlink_status(fin, ec)) && !force) {
+    return Status::Invalid("output already exists (use --force to replace it)", final_path);
+  }
   std::string tmpl = (parent / (hidden + ".forge-tmp-XXXXXX")).string();
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
@@ -126,18 +151,21 @@ Result<StagedDir> StagedDir::Create(const std::string& final_path, bool force, c
   const mode_t mask = ::umask(0);
   ::umask(mask);
   (void)::chmod(d.temp_.c_str(), 0777 & ~mask);
+  d.signal_slot_ = RegisterStaging(d.temp_, d.lock_path_);
   return d;
 }
 
 StagedDir::StagedDir(StagedDir&& other) noexcept
     : final_(std::move(other.final_)), temp_(std::move(other.temp_)), lock_path_(std::move(other.lock_path_)),
-      lock_fd_(other.lock_fd_), force_(other.force_), committed_(other.committed_) {
+      lock_fd_(other.lock_fd_), signal_slot_(other.signal_slot_), force_(other.force_), committed_(other.committed_) {
   other.committed_ = true;  // the moved-from object owns nothing
   other.lock_fd_ = -1;
+  other.signal_slot_ = -1;
 }
 
 StagedDir::~StagedDir() {
   if (!committed_ && !temp_.empty()) RemoveTree(temp_);
+  UnregisterStaging(signal_slot_);
   Unlock();
 }
 
@@ -152,22 +180,39 @@ Status StagedDir::Commit() {
   // Every file (shards, config, index, manifest, carried files, reports) and directory reaches the disk
   // before the rename makes the output visible: a power cut never leaves a committed output with holes.
   FORGE_RETURN_IF_ERROR(FsyncTree(temp_));
+  if (!BeginCommit(signal_slot_)) return Status::Invalid("interrupted by a signal; not committed", final_);
   std::error_code ec;
-  std::string trash;
   if (fs::exists(fs::symlink_status(final_, ec))) {
     if (!force_) return Status::Invalid("output appeared while writing; not replaced", final_);
-    trash = temp_ + ".old";
-    if (::rename(final_.c_str(), trash.c_str()) != 0) {
-      return Status::Invalid("cannot move the existing output aside: " + Errno(), final_);
+    // One atomic exchange: the new output appears whole and the old one sits at the staging name, removed
+    // next (or by the next run if this one is killed first). Nothing is ever missing under the final name.
+    if (ExchangePaths(temp_, final_)) {
+      committed_ = true;
+      RemoveTree(temp_);
+    } else {
+      // No exchange on this filesystem: two renames. A kill between them leaves the old output as
+      // ".NAME.forge-old-*" and nothing under the final name; the next run puts it back.
+      std::string old = temp_;
+      old.replace(old.rfind(".forge-tmp-"), 11, ".forge-old-");
+      if (::rename(final_.c_str(), old.c_str()) != 0) {
+        return Status::Invalid("cannot move the existing output aside: " + Errno(), final_);
+      }
+      if (::rename(temp_.c_str(), final_.c_str()) != 0) {
+        Status st = Status::Invalid("cannot rename the finished output into place: " + Errno(), final_);
+        (void)::rename(old.c_str(), final_.c_str());
+        return st;
+      }
+      committed_ = true;
+      RemoveTree(old);
     }
+  } else {
+    if (::rename(temp_.c_str(), final_.c_str()) != 0) {
+      return Status::Invalid("cannot rename the finished output into place: " + Errno(), final_);
+    }
+    committed_ = true;
   }
-  if (::rename(temp_.c_str(), final_.c_str()) != 0) {
-    Status st = Status::Invalid("cannot rename the finished output into place: " + Errno(), final_);
-    if (!trash.empty()) (void)::rename(trash.c_str(), final_.c_str());
-    return st;
-  }
-  committed_ = true;
-  if (!trash.empty()) RemoveTree(trash);
+  UnregisterStaging(signal_slot_);
+  signal_slot_ = -1;
   Unlock();
   return FsyncPath(fs::path(final_).parent_path().string());
 }

@@ -45,6 +45,7 @@ class StagedDir {
   void Unlock();
   std::string final_, temp_, lock_path_;
   int lock_fd_ = -1;
+  int signal_slot_ = -1;  // signals.h: what SIGINT/SIGTERM/SIGBUS remove
   bool force_ = false;
   bool committed_ = false;
 };

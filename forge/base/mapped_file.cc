@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "forge/base/signals.h"
+
 namespace forge {
 
 Result<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
@@ -29,12 +31,14 @@ Result<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
       return Status::Invalid(std::string("cannot mmap: ") + std::strerror(err), path);
     }
     f->data_ = static_cast<const uint8_t*>(p);
+    f->signal_slot_ = RegisterMapping(p, f->size_, f->path_.c_str());
   }
   ::close(fd);  // the mapping keeps the file alive
   return f;
 }
 
 MappedFile::~MappedFile() {
+  UnregisterMapping(signal_slot_);
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 

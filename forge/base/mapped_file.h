@@ -31,6 +31,7 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
+  int signal_slot_ = -1;  // its entry in the SIGBUS handler's table (signals.h)
 };
 
 }  // namespace forge

@@ -152,7 +152,7 @@ Status CheckBounds(const TextGeometry& g, const std::string& prefix, const std::
   for (const Bound& b : bounds) {
     const int64_t v = g.*b.field;
     const bool is_missing = std::find(missing.begin(), missing.end(), prefix + b.key) != missing.end();
-    if (!b.applies || is_missing || (v == 0 && b.min > 0)) continue;  // absent: reported as missing (exit 4)
+    if (!b.applies || is_missing) continue;  // absent: reported as missing (exit 4)
     if (v < b.min || v > b.max) {
       return Status::Invalid(fmt::format("config field '{}{}' is {}, outside what forge accepts [{}, {}]", prefix,
                                          b.key, v, b.min, b.max),

@@ -153,7 +153,7 @@ int RunIdentity(const IdentityOptions& o, const CommonFlags& flags) {
   const int64_t max_pos = (*ckpt)->config()->text.max_position_embeddings;
   const int64_t limit = max_pos > 0 ? max_pos : kMaxPositions;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    const int64_t need = static_cast<int64_t>(prompts[i].size()) + o.max_tokens;
+    const int64_t need = std::min(o.max_tokens, limit + 1) + static_cast<int64_t>(prompts[i].size());
     if (need > limit) {
       return ReportError(
           Status::Invalid(fmt::format("prompt {} has {} tokens; with --max-tokens {} that is {} positions, past {} "

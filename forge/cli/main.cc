@@ -6,6 +6,7 @@
 #include <new>
 #include <string>
 
+#include "forge/base/signals.h"
 #include "forge/base/status.h"
 #include "forge/cli/commands.h"
 #include "forge/cli/output.h"
@@ -32,9 +33,12 @@ int main(int argc, char** argv) {
   // on another. glibc's adaptive threshold would serve them from per-thread heaps that fragment and never
   // shrink (resident memory then grows with the model); a fixed threshold maps each one and unmaps it when freed.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  forge::InstallSignalHandlers();  // an interrupted write leaves no staging directory and no lock
   CLI::App app{"forge: inspect, convert, quantize, graft and verify Qwen3.5/3.6 MTP checkpoints", "forge"};
   app.set_version_flag("--version", std::string("forge ") + FORGE_VERSION);
   app.require_subcommand(1);
+  // Usage errors are one line too (CLI11's default adds "Run with --help ..." on a second).
+  app.failure_message([](const CLI::App*, const CLI::Error& e) { return std::string("forge: usage: ") + e.what() + " (see --help)\n"; });
   forge::cli::Action run;
   forge::cli::SetupInspect(app, &run);
   forge::cli::SetupConvert(app, &run);

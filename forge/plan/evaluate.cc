@@ -1,5 +1,6 @@
 #include "forge/plan/evaluate.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstring>
 
@@ -88,9 +89,11 @@ Result<Tensor> ElementwiseOf(const Expr& e, const Tensor& in, const TensorMeta& 
     StoreFromF32(out_meta.dtype, out.mutable_data(), i, y);
     if (check && std::isfinite(y) && std::isinf(LoadAsF32(out_meta.dtype, out.data, i))) {
       const Expr* src = FirstSource(e);
+      std::string dtype(DTypeName(out_meta.dtype));  // as --dtype spells it: f16, bf16
+      for (char& ch : dtype) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       return Status::Invalid(fmt::format("value {:g} overflows {} (it would be stored as infinity); keep a wider "
                                          "--dtype, or pass --allow-overflow to store it so",
-                                         y, DTypeName(out_meta.dtype)),
+                                         y, dtype),
                              src ? src->source.file->path() : "", src ? src->source.info->name : "");
     }
   }

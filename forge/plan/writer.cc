@@ -49,11 +49,17 @@ class ByteBudget {
   std::condition_variable cv_;
 };
 
+// pwrite from a mapping fails with EFAULT (where a load would raise SIGBUS) when the mapped file lost the
+// pages being copied: another process truncated a source.
+constexpr const char* kSourceShrank =
+    "the file shrank while forge read it (another process truncated or rewrote a source); nothing was written";
+
 Status PwriteAll(int fd, const uint8_t* data, uint64_t n, uint64_t offset, const std::string& path) {
   while (n > 0) {
     ssize_t w = ::pwrite(fd, data, n, static_cast<off_t>(offset));
     if (w < 0) {
       if (errno == EINTR) continue;
+      if (errno == EFAULT) return Status::Invalid(kSourceShrank);  // the caller names the source
       return Status::Invalid(std::string("write failed: ") + std::strerror(errno), path);
     }
     data += w;
@@ -85,8 +91,11 @@ Status WritePiece(const Piece& p, ByteBudget* budget, Progress* progress) {
   const uint64_t offset = p.shard->data_start + p.slot->begin + p.begin * es, bytes = (p.end - p.begin) * es;
   if (e.IsPlainCopy()) {
     const uint64_t src_off = e.source.file->header().data_start + e.source.info->begin + p.begin * es;
-    FORGE_RETURN_IF_ERROR(PwriteAll(p.shard->fd, e.source.file->Data(*e.source.info) + p.begin * es, bytes, offset,
-                                    p.shard->path));
+    Status st = PwriteAll(p.shard->fd, e.source.file->Data(*e.source.info) + p.begin * es, bytes, offset, p.shard->path);
+    if (!st.ok() && st.message() == kSourceShrank) {
+      return Status::Invalid(kSourceShrank, e.source.file->path(), e.source.info->name);
+    }
+    FORGE_RETURN_IF_ERROR(st);
     e.source.file->ReleaseRange(src_off, bytes);
     progress->Add(bytes);
     return Status();

@@ -83,6 +83,31 @@ void EditConfig(const std::string& dir, const std::function<void(nlohmann::json&
   WriteJson(dir + "/config.json", j);
 }
 
+// Sets element `index` of a bf16 tensor in DIR/model.safetensors to the raw bits `value`.
+void PokeBf16(const std::string& dir, const std::string& tensor, uint64_t index, uint16_t value) {
+  Shard s = Shard::Read(dir + "/model.safetensors");
+  const uint64_t at = s.Json()[tensor]["data_offsets"][0].get<uint64_t>() + 2 * index;
+  s.data[at] = static_cast<char>(value & 0xff), s.data[at + 1] = static_cast<char>(value >> 8);
+  s.Write(dir + "/model.safetensors");
+}
+
+// JSON text nested `depth` levels deep: {"a":{"a":...1...}}.
+std::string DeepJson(int depth) {
+  std::string s;
+  for (int i = 0; i < depth; ++i) s += "{\"a\":";
+  s += "1";
+  s.append(static_cast<size_t>(depth), '}');
+  return s;
+}
+
+void SetRotaryFactor(nlohmann::json& j, double v) {
+  auto& t = j["text_config"];
+  if (t.contains("rope_parameters") && t["rope_parameters"].contains("partial_rotary_factor"))
+    t["rope_parameters"]["partial_rotary_factor"] = v;
+  else
+    t["partial_rotary_factor"] = v;
+}
+
 struct Case {
   const char* name;
   const char* fixture;
@@ -263,6 +288,196 @@ std::vector<Case> Corpus() {
        "dequantize --src {src} --out {out}",
        4,
        {"config.json", "up_proj", "scales 2 do not fit weight 8"}},
+      // --- issue 14: what a red team and the team's own attacks found ---
+      {"config.json nested 100000 levels",
+       "dense-vlm-hf",
+       [](const std::string& d) { WriteFile(d + "/config.json", DeepJson(100000)); },
+       kConvert,
+       1,
+       {"config.json", "nested deeper than 128"}},
+      {"index nested 100000 levels",
+       "dense-vlm-hf",
+       [](const std::string& d) {
+         Shard1WithIndex(d, [](nlohmann::json&) {});
+         WriteFile(d + "/model.safetensors.index.json", DeepJson(100000));
+       },
+       kConvert,
+       1,
+       {"model.safetensors.index.json", "nested deeper"}},
+      {"prompts file nested 100000 levels",
+       "trained-vlm-hf",
+       [](const std::string& d) { WriteFile(d + "/p.jsonl", DeepJson(100000) + "\n"); },
+       "verify --identity --model {src} --prompts {src}/p.jsonl",
+       1,
+       {"p.jsonl:1", "nested deeper"}},
+      {"heads x head_dim overflows 64 bits",
+       "trained-vlm-hf",
+       [](const std::string& d) {
+         EditConfig(d, [](nlohmann::json& j) { j["text_config"]["num_attention_heads"] = int64_t{1} << 40; });
+       },
+       "verify --identity --model {src} --max-tokens 2",
+       1,
+       {"config.json", "num_attention_heads", "1099511627776", "outside what forge accepts"}},
+      {"1e10 experts",
+       "moe-vlm-hf",
+       [](const std::string& d) {
+         EditConfig(d, [](nlohmann::json& j) { j["text_config"]["num_experts"] = int64_t{10000000000}; });
+       },
+       "inspect config {src}",
+       1,
+       {"config.json", "num_experts", "10000000000"}},
+      {"1e7 MTP layers",
+       "trained-vlm-hf",
+       [](const std::string& d) {
+         EditConfig(d, [](nlohmann::json& j) { j["text_config"]["mtp_num_hidden_layers"] = 10000000; });
+       },
+       "verify --identity --model {src} --max-tokens 2",
+       1,
+       {"config.json", "mtp_num_hidden_layers", "10000000"}},
+      {"1e9 layers from full_attention_interval",
+       "dense-vlm-hf",
+       [](const std::string& d) {
+         EditConfig(d, [](nlohmann::json& j) {
+           j["text_config"].erase("layer_types");
+           j["text_config"]["full_attention_interval"] = 4;
+           j["text_config"]["num_hidden_layers"] = 1000000000;
+         });
+       },
+       kConvert,
+       1,
+       {"config.json", "num_hidden_layers", "1000000000"}},
+      {"zero key/value heads (a division by zero)",
+       "trained-vlm-hf",
+       [](const std::string& d) {
+         EditConfig(d, [](nlohmann::json& j) { j["text_config"]["num_key_value_heads"] = 0; });
+       },
+       "verify --identity --model {src} --max-tokens 2",
+       1,
+       {"config.json", "num_key_value_heads"}},
+      {"unknown layer_types entry",
+       "dense-vlm-hf",
+       [](const std::string& d) {
+         EditConfig(d, [](nlohmann::json& j) { j["text_config"]["layer_types"][0] = "sliding_attention"; });
+       },
+       kConvert,
+       1,
+       {"config.json", "layer_types", "sliding_attention"}},
+      {"negative partial_rotary_factor",
+       "trained-vlm-hf",
+       [](const std::string& d) { EditConfig(d, [](nlohmann::json& j) { SetRotaryFactor(j, -0.5); }); },
+       "verify --identity --model {src} --max-tokens 2",
+       1,
+       {"config.json", "partial_rotary_factor", "-0.5"}},
+      {"invalid group size (inspect)",
+       "dense-vlm-mlx-q4",
+       [](const std::string& d) { EditConfig(d, [](nlohmann::json& j) { j["quantization"]["group_size"] = 48; }); },
+       "inspect config {src}",
+       1,
+       {"config.json", "quantization", "group size must be 32, 64 or 128"}},
+      {"invalid group size (convert)",
+       "dense-vlm-mlx-q4",
+       [](const std::string& d) { EditConfig(d, [](nlohmann::json& j) { j["quantization"]["group_size"] = 48; }); },
+       kConvert,
+       1,
+       {"config.json", "quantization", "group size must be 32, 64 or 128"}},
+      {"invalid group size (dequantize)",
+       "dense-vlm-mlx-q4",
+       [](const std::string& d) { EditConfig(d, [](nlohmann::json& j) { j["quantization"]["group_size"] = 48; }); },
+       "dequantize --src {src} --out {out}",
+       1,
+       {"config.json", "quantization", "group size must be 32, 64 or 128"}},
+      {"group size 2^40",
+       "dense-vlm-mlx-q4",
+       [](const std::string& d) {
+         EditConfig(d, [](nlohmann::json& j) { j["quantization"]["group_size"] = int64_t{1} << 40; });
+       },
+       "dequantize --src {src} --out {out}",
+       1,
+       {"config.json", "1099511627776"}},
+      {"a norm that is not a float",
+       "dense-vlm-hf",
+       [](const std::string& d) {
+         EditHeader(d, [](nlohmann::ordered_json& j) { j["model.language_model.norm.weight"]["dtype"] = "I16"; });
+       },
+       kConvert,
+       1,
+       {model, "model.language_model.norm.weight", "not a float"}},
+      {"a file name that is not UTF-8",
+       "dense-vlm-hf",
+       [](const std::string& d) { WriteFile(d + "/notes-\xff.txt", "x"); },
+       kConvert,
+       1,
+       {"notes-\\xff.txt", "not valid UTF-8"}},
+      {"manifest with a wrong-typed size",
+       "dense-vlm-hf",
+       [](const std::string& d) {
+         WriteFile(d + "/forge-manifest.json", R"({"files": {"model.safetensors": {"bytes": "many"}}})");
+       },
+       "verify --manifest {src}",
+       1,
+       {"forge-manifest.json", "model.safetensors", "'bytes'"}},
+      {"manifest naming a file outside the directory",
+       "dense-vlm-hf",
+       [](const std::string& d) {
+         WriteFile(d + "/forge-manifest.json", R"({"files": {"../../etc/passwd": {"bytes": 1, "sha1": "0", "crc32": "0"}}})");
+       },
+       "verify --manifest {src}",
+       1,
+       {"forge-manifest.json", "../../etc/passwd", "inside the directory"}},
+      {"manifest of a directory that does not exist",
+       "dense-vlm-hf",
+       [](const std::string&) {},
+       "manifest {src}/missing",
+       1,
+       {"missing", "not a directory"}},
+      {"NaN weights: backbone logits not finite",
+       "trained-vlm-hf",
+       [](const std::string& d) {
+         for (uint64_t i = 0; i < 128; ++i) PokeBf16(d, "model.language_model.norm.weight", i, 0x7fc0);
+       },
+       "verify --identity --model {src} --max-tokens 4",
+       5,
+       {"src", "backbone", "not finite"}},
+      {"NaN weights in the MTP head only",
+       "trained-vlm-hf",
+       [](const std::string& d) {
+         for (uint64_t i = 0; i < 128; ++i) PokeBf16(d, "mtp.norm.weight", i, 0x7fc0);
+       },
+       "verify --identity --model {src} --max-tokens 4",
+       5,
+       {"MTP head", "not finite"}},
+      {"convert --dtype f16 would create an infinity",
+       "dense-vlm-hf",
+       [](const std::string& d) { PokeBf16(d, kUp, 5, 0x4789); },  // 70144: past f16's 65504
+       "convert --src {src} --out {out} --to mlx --dtype f16",
+       1,
+       {model, "up_proj.weight", "overflows f16", "--allow-overflow"}},
+      {"prompt past max_position_embeddings",
+       "trained-vlm-hf",
+       [](const std::string& d) {
+         EditConfig(d, [](nlohmann::json& j) { j["text_config"]["max_position_embeddings"] = 8; });
+       },
+       "verify --identity --model {src} --prompt-tokens 1,2,3,4,5 --max-tokens 8",
+       1,
+       {"config.json", "max_position_embeddings", "13 positions"}},
+      {"--max-tokens near 2^63",
+       "trained-vlm-hf",
+       [](const std::string&) {},
+       "verify --identity --model {src} --prompt-tokens 1,2 --max-tokens 9223372036854775807",
+       1,
+       {"max_position_embeddings"}},
+      {"--max-shard-size overflowing 64 bits",
+       "dense-vlm-hf",
+       [](const std::string&) {},
+       "reshard --src {src} --out {out} --max-shard-size 99999999999999999999999GB",
+       64,
+       {"too large"}},
+      {"--threads 4e9",
+       "dense-vlm-hf",
+       [](const std::string&) {},
+       "reshard --src {src} --out {out} --threads 4000000000",
+       64,
+       {"--threads", "1024"}},
   };
 }
 
