@@ -27,7 +27,46 @@ bool SafeRelativeName(const std::string& name) {
   return true;
 }
 
+// Where a checkpoint's files may live once every link is followed: the directory itself and, for a
+// Hugging Face hub-cache snapshot (".../models--ORG--NAME/snapshots/REV", whose files are links into
+// "../../blobs/"), that repository's folder.
+std::vector<fs::path> AllowedRoots(const std::string& dir) {
+  std::error_code ec;
+  const fs::path real = fs::canonical(dir, ec);
+  if (ec) return {};
+  std::vector<fs::path> roots = {real};
+  const fs::path snapshots = real.parent_path(), repo = snapshots.parent_path();
+  if (snapshots.filename() == "snapshots" && repo.filename().string().rfind("models--", 0) == 0) roots.push_back(repo);
+  return roots;
+}
+
+bool Below(const fs::path& p, const fs::path& root) {
+  auto it = p.begin();
+  for (const auto& part : root) {
+    if (it == p.end() || *it != part) return false;
+    ++it;
+  }
+  return true;
+}
+
 }  // namespace
+
+Status Checkpoint::CheckContainment() const {
+  const auto roots = AllowedRoots(dir_);
+  if (roots.empty()) return Status();
+  for (const auto& file : Files()) {
+    std::error_code ec;
+    const fs::path real = fs::canonical(file, ec);
+    if (ec) continue;  // vanished: reading it fails with its own message
+    if (std::none_of(roots.begin(), roots.end(), [&](const fs::path& r) { return Below(real, r); })) {
+      return Status::Invalid(fmt::format("resolves to {}, outside the checkpoint directory{} (links must stay "
+                                         "inside it)",
+                                         real.string(), roots.size() > 1 ? " and its hub-cache repository" : ""),
+                             file);
+    }
+  }
+  return Status();
+}
 
 bool Checkpoint::HasQuantizedTensors() const {
   return std::any_of(tensors_.begin(), tensors_.end(), [](const auto& kv) { return EndsWith(kv.first, ".scales"); });
@@ -161,6 +200,7 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
   if (fs::is_regular_file(path, ec) && EndsWith(path, ".safetensors")) {
     c->dir_ = fs::path(path).parent_path().string();
     if (c->dir_.empty()) c->dir_ = ".";
+    c->single_file_ = true;
     FORGE_RETURN_IF_ERROR(c->LoadUnindexed({fs::path(path).filename().string()}));
   } else {
     if (!fs::is_directory(path, ec)) return Status::Invalid("not a checkpoint directory or .safetensors file", path);
@@ -207,6 +247,7 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
       FORGE_RETURN_IF_ERROR(c->LoadSidecar(config_path));
     }
   }
+  if (!c->single_file_) FORGE_RETURN_IF_ERROR(c->CheckContainment());
   for (const auto& [_, ref] : c->tensors_) c->total_bytes_ += ref.info->nbytes();
   return c;
 }

@@ -56,10 +56,13 @@ class Checkpoint {
   Status LoadUnindexed(const std::vector<std::string>& files);
   Status AddShard(const std::string& rel_name);
   Status LoadSidecar(const std::string& config_path);
+  // Every file, links followed, lies in the directory (or its hub-cache repository): exit 1 otherwise.
+  Status CheckContainment() const;
 
   std::string dir_;
   std::optional<ModelConfig> config_;
   bool has_index_ = false;
+  bool single_file_ = false;  // opened as one .safetensors path
   std::vector<std::unique_ptr<st::SafetensorsFile>> shards_;
   std::map<std::string, TensorRef> tensors_;
   uint64_t total_bytes_ = 0;

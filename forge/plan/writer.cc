@@ -184,7 +184,12 @@ nlohmann::json BuildIndex(const std::vector<ShardPlan>& shards) {
 namespace {
 
 // Hard link, else reflink (FICLONE), else copy. Returns whether the bytes are shared with the source.
-Result<bool> CarryFile(const std::string& src, const std::string& dst, bool link) {
+Result<bool> CarryFile(const std::string& src_path, const std::string& dst, bool link) {
+  // The file itself, never a link to it: a hub-cache snapshot's relative link copied or hard-linked as a
+  // link would point nowhere from the output.
+  std::error_code ec;
+  const std::string src = fs::canonical(src_path, ec).string();
+  if (ec) return Status::Invalid("cannot resolve: " + ec.message(), src_path);
   if (link) {
     if (::link(src.c_str(), dst.c_str()) == 0) return true;
     int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);

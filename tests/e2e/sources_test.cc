@@ -1,5 +1,6 @@
 // Sources are never written, replaced or deleted, whichever input they are (--src, --mtp-from) and however
 // their files are reached (a hub-cache snapshot's links into blobs/); reports follow the output's rules.
+#include <cstring>
 #include <filesystem>
 #include <map>
 
@@ -97,6 +98,76 @@ TEST(Sources, ForceNeverReplacesWhereSourceFilesResolve) {
   auto ok = RunForge("reshard --quiet --src " + snap + " --out " + t.Sub("copy"));
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_EQ(ReadFile(t.Sub("copy/model.safetensors")), ReadFile(FixturePath("dense-vlm-hf/model.safetensors")));
+}
+
+// A hub-cache snapshot of `fixture`: every file a relative link into ../../blobs/. Returns the snapshot.
+std::string HubSnapshot(const TempDir& t, const char* fixture, const std::string& repo_name) {
+  const std::string repo = t.Sub(repo_name), snap = repo + "/snapshots/rev1", blobs = repo + "/blobs";
+  fs::create_directories(snap);
+  fs::create_directories(blobs);
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(FixturePath(fixture))) {
+    const std::string blob = "sha" + std::to_string(n++);
+    fs::copy_file(e.path(), blobs + "/" + blob);
+    fs::create_symlink("../../blobs/" + blob, snap + "/" + e.path().filename().string());
+  }
+  return snap;
+}
+
+// --link on hub-cache links: the output holds hard links to the blobs themselves (regular files, same
+// inode), never links that would dangle from the output's directory.
+TEST(Sources, LinkFollowsHubCacheLinksToTheRealFile) {
+  TempDir t;
+  const std::string ft = HubSnapshot(t, "moe-vlm-finetune-nomtp", "models--x--ft");
+  const std::string base = HubSnapshot(t, "moe-vlm-hf", "models--x--base");
+  const std::string out = t.Sub("g"), stripped = t.Sub("s");
+  auto g = RunForge("graft -q --link --src " + ft + " --mtp-from " + base + " --out " + out);
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  auto s = RunForge("strip-mtp -q --link --src " + out + " --out " + stripped);
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  int linked = 0;
+  for (const auto& e : fs::directory_iterator(ft)) {
+    const std::string name = e.path().filename().string();
+    if (e.path().extension() != ".safetensors") continue;
+    for (const std::string& dir : {out, stripped}) {
+      ASSERT_TRUE(fs::exists(dir + "/" + name)) << dir << "/" << name;
+      EXPECT_FALSE(fs::is_symlink(dir + "/" + name)) << dir << "/" << name;
+      EXPECT_TRUE(fs::equivalent(dir + "/" + name, fs::canonical(e.path()))) << "not a hard link: " << name;
+      ++linked;
+    }
+  }
+  EXPECT_GT(linked, 0);
+  EXPECT_EQ(RunForge("verify --trunk-of " + ft + " " + out).exit_code, 0);
+}
+
+// A shard reached through a link that leaves the checkpoint (and its hub-cache repository) is refused.
+TEST(Sources, LinksOutOfTheCheckpointAreRefused) {
+  TempDir t;
+  const std::string elsewhere = t.Sub("elsewhere"), ckpt = t.Sub("ckpt");
+  fs::create_directories(elsewhere);
+  fs::create_directories(ckpt);
+  fs::copy_file(FixturePath("dense-vlm-hf/model.safetensors"), elsewhere + "/model.safetensors");
+  fs::copy_file(FixturePath("dense-vlm-hf/config.json"), ckpt + "/config.json");
+  // Through a linked subdirectory named by the index...
+  fs::create_directory_symlink(elsewhere, ckpt + "/sub");
+  nlohmann::json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::json::object()}};
+  auto header = ReadFile(elsewhere + "/model.safetensors");
+  {
+    uint64_t n = 0;
+    std::memcpy(&n, header.data(), 8);
+    const auto parsed = nlohmann::json::parse(header.substr(8, n));  // kept: items() refers to it
+    for (const auto& [name, v] : parsed.items()) {
+      if (name != "__metadata__") index["weight_map"][name] = "sub/model.safetensors";
+    }
+  }
+  WriteJson(ckpt + "/model.safetensors.index.json", index);
+  ExpectRefused("inspect config " + ckpt, {"sub/model.safetensors", "outside the checkpoint directory"});
+  // ...and through a shard that is itself an absolute link out.
+  fs::remove(ckpt + "/model.safetensors.index.json");
+  fs::remove(ckpt + "/sub");
+  fs::create_symlink(elsewhere + "/model.safetensors", ckpt + "/model.safetensors");
+  ExpectRefused("convert --src " + ckpt + " --out " + t.Sub("o"), {"model.safetensors", "resolves to", "outside"});
+  EXPECT_FALSE(fs::exists(t.Sub("o")));
 }
 
 }  // namespace
