@@ -58,6 +58,8 @@ Result<std::vector<int64_t>> EncodeText(const std::string& text, const verify::B
 // One prompt per line: {"prompt": "text"} or {"tokens": [..]} (or a bare JSON string / array).
 Result<std::vector<std::vector<int64_t>>> ReadPromptsFile(const std::string& path,
                                                           const verify::BpeTokenizer* tok, int64_t vocab) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return Status::Invalid("prompts file is not a regular file", path);
   std::ifstream in(path);
   if (!in) return Status::Invalid("cannot read prompts file", path);
   std::vector<std::vector<int64_t>> out;
