@@ -250,3 +250,19 @@ TEST(Cli, NormConventionIsSpelledZeroCentered) {
 
 }  // namespace
 }  // namespace forge
+
+namespace forge {
+namespace {
+using namespace testing;
+
+// "--out newdir/" names newdir (a trailing slash once made the parent "newdir" itself, which did not exist).
+TEST(Cli, OutputWithATrailingSlash) {
+  TempDir t;
+  auto r = RunForge("reshard -q --src " + FixturePath("dense-vlm-hf") + " --out " + t.Sub("newdir/"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::is_regular_file(t.Sub("newdir/model.safetensors")));
+  EXPECT_EQ(RunForge("reshard -q --src " + FixturePath("dense-vlm-hf") + " --out " + t.Sub("newdir/")).exit_code, 1);
+}
+
+}  // namespace
+}  // namespace forge
