@@ -1,11 +1,10 @@
 // safetensors header parsing against the tensor count (1k .. 1M tensors in one file): the time per tensor
 // must stay flat (linear parsing). Also the index and the whole `Checkpoint::Open` for many shards.
 #include <benchmark/benchmark.h>
+#include <fmt/format.h>
 
 #include <cstring>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "forge/st/header.h"
 
@@ -16,9 +15,10 @@ namespace {
 std::string HeaderBytes(int64_t n) {
   std::string h = "{\"__metadata__\":{\"format\":\"pt\"}";
   for (int64_t i = 0; i < n; ++i) {
-    h += fmt::format(",\"layers.{}.experts.{}.w\":"
-                     "{{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[{},{}]}}",
-                     i / 256, i % 256, i, i + 1);
+    h += fmt::format(
+        ",\"layers.{}.experts.{}.w\":"
+        "{{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[{},{}]}}",
+        i / 256, i % 256, i, i + 1);
   }
   h += "}";
   std::string bytes(8, '\0');
@@ -30,7 +30,8 @@ std::string HeaderBytes(int64_t n) {
 void BM_ParseHeader(benchmark::State& state) {
   const std::string bytes = HeaderBytes(state.range(0));
   for (auto _ : state) {
-    auto h = forge::st::ParseHeader(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), bytes.size());
+    auto h =
+        forge::st::ParseHeader(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), bytes.size());
     if (!h.ok()) state.SkipWithError(h.status().ToString().c_str());
     benchmark::DoNotOptimize(h);
   }

@@ -1,9 +1,9 @@
 #include "forge/base/json_text.h"
 
+#include <fmt/format.h>
+
 #include <set>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace forge {
 namespace {
@@ -81,7 +81,8 @@ Result<json> ParseJsonText(std::string_view text, const JsonParseOptions& option
 
 Result<json> ParseJsonFileText(std::string_view text, const std::string& path, const std::string& what) {
   auto j = ParseJsonText(text);
-  if (!j.ok()) return Status::Invalid(fmt::format("{} is not valid JSON: {}", what, j.status().message()), path);
+  if (!j.ok())
+    return Status::Invalid(fmt::format("{} is not valid JSON: {}", what, j.status().message()), path);
   return j;
 }
 

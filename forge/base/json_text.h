@@ -4,10 +4,9 @@
 // SAX pass (depth, and repeated keys where asked) runs before the DOM is built; both are linear in the text.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "forge/base/status.h"
 
@@ -25,6 +24,7 @@ struct JsonParseOptions {
 Result<nlohmann::json> ParseJsonText(std::string_view text, const JsonParseOptions& options = {});
 
 // ParseJsonText with `path` and `what` ("config.json", "index", ...) in the message.
-Result<nlohmann::json> ParseJsonFileText(std::string_view text, const std::string& path, const std::string& what);
+Result<nlohmann::json> ParseJsonFileText(std::string_view text, const std::string& path,
+                                         const std::string& what);
 
 }  // namespace forge

@@ -9,7 +9,8 @@ std::optional<std::string> QuantParamsProblem(std::string_view mode, int bits, i
            std::to_string(want_bits) + " bits";
   };
   if (mode == "affine") {
-    if (group_size != 32 && group_size != 64 && group_size != 128) return "affine group size must be 32, 64 or 128";
+    if (group_size != 32 && group_size != 64 && group_size != 128)
+      return "affine group size must be 32, 64 or 128";
     if (bits < 2 || bits > 8 || bits == 7) return "affine bits must be 2, 3, 4, 5, 6 or 8";
     return std::nullopt;
   }

@@ -159,13 +159,17 @@ Status CheckBounds(const TextGeometry& g, const std::string& prefix, const std::
                              path);
     }
   }
-  if (g.heads > 0 && g.kv_heads > 0 && g.heads % g.kv_heads != 0) {
-    return Status::Invalid(fmt::format("config field '{}num_attention_heads' ({}) is not a multiple of "
-                                       "num_key_value_heads ({})", prefix, g.heads, g.kv_heads), path);
-  }
-  if (has_linear && g.linear_k_heads > 0 && g.linear_v_heads % g.linear_k_heads != 0) {
-    return Status::Invalid(fmt::format("config field '{}linear_num_value_heads' ({}) is not a multiple of "
-                                       "linear_num_key_heads ({})", prefix, g.linear_v_heads, g.linear_k_heads), path);
+  // Heads are split into groups: a count that does not divide leaves a group without its share.
+  auto multiple = [&](const char* key, int64_t n, const char* of_key, int64_t of) -> Status {
+    if (n <= 0 || of <= 0 || n % of == 0) return Status();
+    return Status::Invalid(fmt::format("config field '{}{}' ({}) is not a multiple of {} ({})", prefix, key, n,
+                                       of_key, of),
+                           path);
+  };
+  FORGE_RETURN_IF_ERROR(multiple("num_attention_heads", g.heads, "num_key_value_heads", g.kv_heads));
+  if (has_linear) {
+    FORGE_RETURN_IF_ERROR(
+        multiple("linear_num_value_heads", g.linear_v_heads, "linear_num_key_heads", g.linear_k_heads));
   }
   const double eps = g.rms_norm_eps, theta = g.rope_theta, prf = g.partial_rotary_factor;
   if (!(eps >= 0 && eps < 1)) return Status::Invalid(fmt::format("config field '{}rms_norm_eps' is {}, not in [0, 1)", prefix, eps), path);

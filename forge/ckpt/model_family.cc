@@ -28,8 +28,9 @@ QwenClaim ClaimsQwen35(const Checkpoint& ckpt) {
     const SplitName sn = SplitTensorName(name);
     if (sn.part != ModelPart::kLanguageModel && sn.part != ModelPart::kMtp) continue;
     const TensorRole role = ClassifyRole(sn);
-    const bool gdn = (role == TensorRole::kALog || role == TensorRole::kDtBias || role == TensorRole::kConv1d) &&
-                     sn.rel.find(".linear_attn.") != std::string::npos;
+    const bool gdn =
+        (role == TensorRole::kALog || role == TensorRole::kDtBias || role == TensorRole::kConv1d) &&
+        sn.rel.find(".linear_attn.") != std::string::npos;
     if (gdn || role == TensorRole::kMtpFc) {
       c.by_tensors = true;
       c.tensor = name;

@@ -18,6 +18,7 @@
 #include <random>
 #include <thread>
 
+#include "tests/e2e/child_process.h"
 #include "tests/st/test_files.h"
 
 namespace forge {
@@ -64,29 +65,6 @@ std::map<std::string, FileState> Snapshot(const std::string& dir) {
                                        st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec};
   }
   return s;
-}
-
-// Starts forge with `args`; `in_child` runs between fork and exec (limits, credentials).
-pid_t Spawn(const std::vector<std::string>& args, const std::function<void()>& in_child = {},
-            const std::string& binary = FORGE_BIN) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    if (in_child) in_child();
-    const int null = ::open("/dev/null", O_WRONLY);
-    ::dup2(null, 1);
-    std::vector<char*> argv{const_cast<char*>(binary.c_str())};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(binary.c_str(), argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
-int Wait(pid_t pid) {
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
 // Entries of `dir` other than `keep`: what a run left beside its output.

@@ -1,10 +1,9 @@
 // Hostile inputs that must be handled, not refused: each once crashed, hung, or gave a wrong answer.
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <cstring>
 #include <filesystem>
-
-#include <gtest/gtest.h>
 
 #include "forge/st/reader.h"
 #include "tests/st/test_files.h"
@@ -23,7 +22,8 @@ TEST(Hostile, AnEmptyWeightStaysFloat) {
   auto r = RunForge("quantize --json --src " + t.Sub("src") + " --out " + t.Sub("out"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["quantized_modules"], 0);
-  auto dry = nlohmann::json::parse(RunForge("quantize --dry-run --json --src " + t.Sub("src") + " --out " + t.Sub("o2")).out);
+  auto dry = nlohmann::json::parse(
+      RunForge("quantize --dry-run --json --src " + t.Sub("src") + " --out " + t.Sub("o2")).out);
   EXPECT_NE(dry["kept_float"]["w.weight"].get<std::string>().find("empty"), std::string::npos);
 }
 
@@ -36,7 +36,8 @@ TEST(Hostile, AnMtpLayerIndexPast2To32IsNotLayerZero) {
   uint64_t n = 0;
   std::memcpy(&n, bytes.data(), 8);
   std::string header = bytes.substr(8, n);
-  for (size_t at; (at = header.find("mtp.layers.0.")) != std::string::npos;) header.replace(at, 13, "mtp.layers.4294967296.");
+  for (size_t at; (at = header.find("mtp.layers.0.")) != std::string::npos;)
+    header.replace(at, 13, "mtp.layers.4294967296.");
   std::string out(8, '\0');
   const uint64_t len = header.size();
   std::memcpy(out.data(), &len, 8);
@@ -68,7 +69,8 @@ TEST(Hostile, AllowOverflowStoresInfinity) {
   std::string bytes = ReadFile(src + "/model.safetensors");
   uint64_t n = 0;
   std::memcpy(&n, bytes.data(), 8);
-  const uint64_t at = 8 + n + nlohmann::json::parse(bytes.substr(8, n))[tensor]["data_offsets"][0].get<uint64_t>();
+  const uint64_t at =
+      8 + n + nlohmann::json::parse(bytes.substr(8, n))[tensor]["data_offsets"][0].get<uint64_t>();
   bytes[at] = '\x89', bytes[at + 1] = '\x47';  // bf16 70144
   WriteFile(src + "/model.safetensors", bytes);
   ASSERT_EQ(RunForge("convert -q --src " + src + " --out " + t.Sub("refused") + " --dtype f16").exit_code, 1);

@@ -14,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "tests/e2e/child_process.h"
 #include "tests/st/test_files.h"
 
 namespace forge {
@@ -27,7 +28,8 @@ std::string MakeSource(const TempDir& t, uint64_t mb, bool sparse) {
   const std::string dir = t.Sub("src");
   fs::create_directory(dir);
   const uint64_t bytes = mb << 20;
-  nlohmann::json header = {{"w.weight", {{"dtype", "BF16"}, {"shape", {bytes / 2 / 1024, 1024}}, {"data_offsets", {0, bytes}}}}};
+  nlohmann::json header = {
+      {"w.weight", {{"dtype", "BF16"}, {"shape", {bytes / 2 / 1024, 1024}}, {"data_offsets", {0, bytes}}}}};
   const std::string head = SafetensorsBytes(header.dump(), 0);
   if (sparse) {
     WriteFile(dir + "/model.safetensors", head);
@@ -44,26 +46,12 @@ std::string MakeSource(const TempDir& t, uint64_t mb, bool sparse) {
   return dir;
 }
 
+// forge with `args`, its stderr into `stderr_path`.
 pid_t Spawn(const std::vector<std::string>& args, const std::string& stderr_path) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int null = ::open("/dev/null", O_WRONLY);
-    ::dup2(null, 1);
+  return testing::Spawn(args, [&] {
     const int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(err, 2);
-    std::vector<char*> argv{const_cast<char*>(FORGE_BIN)};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(FORGE_BIN, argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
-int Wait(pid_t pid) {
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+  });
 }
 
 std::vector<std::string> Leftovers(const std::string& dir, const std::vector<std::string>& keep) {
@@ -87,7 +75,8 @@ TEST(Signals, InterruptedWritesLeaveNoStagingAndNoLock) {
   const std::vector<std::string> args = {"reshard", "--src", src, "--out", out, "--max-shard-size", "20MB"};
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_EQ(Wait(Spawn(args, err)), 0);
-  const auto full = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+  const auto full =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
   const auto complete = Files(out);
   fs::remove_all(out);
   std::mt19937 rng(11);
@@ -141,8 +130,10 @@ TEST(Signals, ASourceShrunkWhileReadIsOneLineNamingTheFile) {
       } else {
         EXPECT_EQ(code, 1) << e;
         EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 1) << e;
-        const bool named = e.find(src + "/model.safetensors") != std::string::npos && e.find("shrank") != std::string::npos;
-        EXPECT_TRUE(named || e.find("MetadataIncompleteBuffer") != std::string::npos) << e;  // or before the open
+        const bool named =
+            e.find(src + "/model.safetensors") != std::string::npos && e.find("shrank") != std::string::npos;
+        EXPECT_TRUE(named || e.find("MetadataIncompleteBuffer") != std::string::npos)
+            << e;  // or before the open
         caught += named;
         EXPECT_FALSE(fs::exists(out));
       }
@@ -158,7 +149,8 @@ TEST(Signals, ASourceShrunkWhileReadIsOneLineNamingTheFile) {
 TEST(Signals, ForceReplacementNeverLeavesTheFinalNameEmpty) {
   TempDir t, logs;
   const std::string src = MakeSource(t, 32, false), out = t.Sub("out"), err = logs.Sub("err");
-  const std::vector<std::string> args = {"reshard", "--src", src, "--out", out, "--force", "--max-shard-size", "10MB"};
+  const std::vector<std::string> args = {"reshard",          "--src", src, "--out", out, "--force",
+                                         "--max-shard-size", "10MB"};
   ASSERT_EQ(Wait(Spawn(args, err)), 0);
   const auto complete = Files(out);
   std::mt19937 rng(5);

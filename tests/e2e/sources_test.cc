@@ -1,10 +1,10 @@
 // Sources are never written, replaced or deleted, whichever input they are (--src, --mtp-from) and however
 // their files are reached (a hub-cache snapshot's links into blobs/); reports follow the output's rules.
+#include <gtest/gtest.h>
+
 #include <cstring>
 #include <filesystem>
 #include <map>
-
-#include <gtest/gtest.h>
 
 #include "tests/st/test_files.h"
 
@@ -51,7 +51,8 @@ TEST(Sources, ReportFollowsTheOutputRules) {
   const auto before = Snapshot(src);
   const std::string q = "quantize --quiet --src " + src + " --mode affine --bits 4";
   // Onto a source's own file, even with --force: refused before anything is written.
-  ExpectRefused(q + " --out " + t.Sub("o1") + " --force --report " + src + "/config.json", {"--report", "source"});
+  ExpectRefused(q + " --out " + t.Sub("o1") + " --force --report " + src + "/config.json",
+                {"--report", "source"});
   EXPECT_FALSE(fs::exists(t.Sub("o1")));
   EXPECT_EQ(Snapshot(src), before);
   // An existing report is kept without --force, and the run writes nothing.
@@ -78,7 +79,8 @@ TEST(Sources, ReportFollowsTheOutputRules) {
 // above it) would delete the source's bytes although no source *directory* name overlaps the output.
 TEST(Sources, ForceNeverReplacesWhereSourceFilesResolve) {
   TempDir t;
-  const std::string repo = t.Sub("models--Qwen--tiny"), snap = repo + "/snapshots/abc123", blobs = repo + "/blobs";
+  const std::string repo = t.Sub("models--Qwen--tiny"), snap = repo + "/snapshots/abc123",
+                    blobs = repo + "/blobs";
   fs::create_directories(snap);
   fs::create_directories(blobs);
   int n = 0;
@@ -97,7 +99,8 @@ TEST(Sources, ForceNeverReplacesWhereSourceFilesResolve) {
   // An unrelated output is fine, and reads the bytes through the links.
   auto ok = RunForge("reshard --quiet --src " + snap + " --out " + t.Sub("copy"));
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
-  EXPECT_EQ(ReadFile(t.Sub("copy/model.safetensors")), ReadFile(FixturePath("dense-vlm-hf/model.safetensors")));
+  EXPECT_EQ(ReadFile(t.Sub("copy/model.safetensors")),
+            ReadFile(FixturePath("dense-vlm-hf/model.safetensors")));
 }
 
 // A hub-cache snapshot of `fixture`: every file a relative link into ../../blobs/. Returns the snapshot.
@@ -166,7 +169,8 @@ TEST(Sources, LinksOutOfTheCheckpointAreRefused) {
   fs::remove(ckpt + "/model.safetensors.index.json");
   fs::remove(ckpt + "/sub");
   fs::create_symlink(elsewhere + "/model.safetensors", ckpt + "/model.safetensors");
-  ExpectRefused("convert --src " + ckpt + " --out " + t.Sub("o"), {"model.safetensors", "resolves to", "outside"});
+  ExpectRefused("convert --src " + ckpt + " --out " + t.Sub("o"),
+                {"model.safetensors", "resolves to", "outside"});
   EXPECT_FALSE(fs::exists(t.Sub("o")));
 }
 

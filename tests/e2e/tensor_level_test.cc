@@ -1,9 +1,9 @@
 // When quantize guesses and when it must not: a checkpoint whose tensors are Qwen3.5/3.6's but whose
 // config.json is missing (or says nothing of the model) is refused rather than quantized matrix by matrix;
 // --tensor-level asks for exactly that; a tensor set of no known model stays tensor-level by default.
-#include <filesystem>
-
 #include <gtest/gtest.h>
+
+#include <filesystem>
 
 #include "forge/st/reader.h"
 #include "tests/st/test_files.h"
@@ -19,7 +19,8 @@ std::string WithoutConfig(const TempDir& t, const char* fixture, const std::stri
   const std::string dir = t.Sub(name);
   fs::create_directory(dir);
   for (const auto& e : fs::directory_iterator(FixturePath(fixture))) {
-    if (e.path().extension() == ".safetensors") fs::copy_file(e.path(), dir + "/" + e.path().filename().string());
+    if (e.path().extension() == ".safetensors")
+      fs::copy_file(e.path(), dir + "/" + e.path().filename().string());
   }
   if (config) WriteJson(dir + "/config.json", *config);
   return dir;
@@ -28,8 +29,9 @@ std::string WithoutConfig(const TempDir& t, const char* fixture, const std::stri
 TEST(TensorLevel, QwenTensorsWithoutTheirConfigAreRefused) {
   TempDir t;
   const nlohmann::json quant_only = {{"quantization", {{"group_size", 64}, {"bits", 4}, {"mode", "affine"}}}};
-  for (const std::string& src : {WithoutConfig(t, "dense-vlm-hf", "hf"), WithoutConfig(t, "moe-vlm-mlx", "mlx"),
-                                 WithoutConfig(t, "dense-vlm-hf", "quant_only", &quant_only)}) {
+  for (const std::string& src :
+       {WithoutConfig(t, "dense-vlm-hf", "hf"), WithoutConfig(t, "moe-vlm-mlx", "mlx"),
+        WithoutConfig(t, "dense-vlm-hf", "quant_only", &quant_only)}) {
     SCOPED_TRACE(src);
     auto r = RunForge("quantize --src " + src + " --out " + src + "_out --mode affine --bits 4");
     EXPECT_EQ(r.exit_code, 4) << r.err;
@@ -45,7 +47,8 @@ TEST(TensorLevel, QwenTensorsWithoutTheirConfigAreRefused) {
 TEST(TensorLevel, TensorLevelFlagQuantizesEveryMatrixAsAPlainSet) {
   TempDir t;
   const std::string src = WithoutConfig(t, "dense-vlm-hf", "hf"), out = t.Sub("out");
-  auto r = RunForge("quantize --json --tensor-level --src " + src + " --out " + out + " --mode affine --bits 4");
+  auto r =
+      RunForge("quantize --json --tensor-level --src " + src + " --out " + out + " --mode affine --bits 4");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["input"], "tensors");
   auto in = st::SafetensorsFile::Open(src + "/model.safetensors");

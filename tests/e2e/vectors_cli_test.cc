@@ -2,11 +2,11 @@
 // `forge quantize` (tensor-level mode: the vectors are no Qwen model) and every MLX-made quantized file
 // turned back by `forge dequantize` beside the config.json forge's own quantize wrote for it. Each output
 // tensor is compared byte for byte with what the real MLX library (CPU) or MLX's Metal rules produced.
+#include <gtest/gtest.h>
+
 #include <cstring>
 #include <filesystem>
 #include <regex>
-
-#include <gtest/gtest.h>
 
 #include "forge/st/reader.h"
 #include "tests/st/test_files.h"
@@ -28,7 +28,8 @@ std::vector<VectorCase> Cases(const std::string& dir, const std::string& prefix)
     std::smatch m;
     const std::string name = e.path().filename().string();
     if (std::regex_match(name, m, re)) {
-      out.push_back({e.path().string(), m[1].str(), m[2].str(), std::stoi(m[3].str()), std::stoi(m[4].str())});
+      out.push_back(
+          {e.path().string(), m[1].str(), m[2].str(), std::stoi(m[3].str()), std::stoi(m[4].str())});
     }
   }
   std::sort(out.begin(), out.end(), [](const VectorCase& a, const VectorCase& b) { return a.file < b.file; });
@@ -42,7 +43,8 @@ std::unique_ptr<st::SafetensorsFile> OpenFile(const std::string& path) {
 }
 
 // Every tensor of `want` is in `got` with the same dtype, shape and bytes; returns how many were compared.
-int ExpectTensorsEqual(const st::SafetensorsFile& want, const st::SafetensorsFile& got, const std::string& what) {
+int ExpectTensorsEqual(const st::SafetensorsFile& want, const st::SafetensorsFile& got,
+                       const std::string& what) {
   int n = 0;
   for (const auto& t : want.header().tensors) {
     const st::TensorInfo* g = got.Find(t.name);
@@ -66,17 +68,22 @@ std::string Args(std::initializer_list<std::string> parts) {
 
 // forge quantize on in_<dtype>.safetensors; returns the output directory's model.safetensors path.
 std::string QuantizeThroughCli(const TempDir& tmp, const VectorCase& c, const char* match, int* files_equal) {
-  const std::string src = tmp.Sub("src_" + c.dtype), out = tmp.Sub(std::string(match) + "_" + fs::path(c.file).stem().string());
+  const std::string src = tmp.Sub("src_" + c.dtype),
+                    out = tmp.Sub(std::string(match) + "_" + fs::path(c.file).stem().string());
   if (!fs::exists(src)) {
     fs::create_directory(src);
-    fs::copy_file(FixturePath("mlx-quant-vectors/in_" + c.dtype + ".safetensors"), src + "/model.safetensors");
+    fs::copy_file(FixturePath("mlx-quant-vectors/in_" + c.dtype + ".safetensors"),
+                  src + "/model.safetensors");
   }
-  auto r = RunForge(Args({"quantize --src", src, "--out", out, "--mode", c.mode, "--bits", std::to_string(c.bits),
-                              "--group-size", std::to_string(c.group), "--match", match, "--quiet"}));
+  auto r =
+      RunForge(Args({"quantize --src", src, "--out", out, "--mode", c.mode, "--bits", std::to_string(c.bits),
+                     "--group-size", std::to_string(c.group), "--match", match, "--quiet"}));
   EXPECT_EQ(r.exit_code, 0) << c.file << ": " << r.err;
   if (r.exit_code != 0) return "";
-  auto want = OpenFile(c.file), got = OpenFile(out + "/model.safetensors"), in = OpenFile(src + "/model.safetensors");
-  int equal = ExpectTensorsEqual(*want, *got, c.file), expected = static_cast<int>(want->header().tensors.size());
+  auto want = OpenFile(c.file), got = OpenFile(out + "/model.safetensors"),
+       in = OpenFile(src + "/model.safetensors");
+  int equal = ExpectTensorsEqual(*want, *got, c.file),
+      expected = static_cast<int>(want->header().tensors.size());
   // What MLX did not quantize (a last dim the group does not divide) is carried float and unchanged.
   for (const auto& t : in->header().tensors) {
     if (want->Find(t.name) != nullptr) continue;
@@ -117,7 +124,8 @@ TEST(VectorsCli, DequantizeEqualsTheRealMlxLibraryWithTheConfigQuantizeWrote) {
     fs::copy_file(forge_q + "/config.json", src + "/config.json");
     auto r = RunForge(Args({"dequantize --src", src, "--out", out, "--quiet"}));
     ASSERT_EQ(r.exit_code, 0) << c.file << ": " << r.err;
-    const std::string dq = FixturePath("mlx-quant-vectors/dq" + fs::path(c.file).filename().string().substr(1));
+    const std::string dq =
+        FixturePath("mlx-quant-vectors/dq" + fs::path(c.file).filename().string().substr(1));
     auto want = OpenFile(dq), got = OpenFile(out + "/model.safetensors");
     const int n = ExpectTensorsEqual(*want, *got, dq);
     EXPECT_EQ(got->header().tensors.size(), want->header().tensors.size()) << dq;
