@@ -109,9 +109,12 @@ bool RemoveBelow(int dir_fd, int depth) {
 void AbortStaging() {
   for (auto& s : g_staging) {
     int expected = kWriting;
-    if (!s.state.compare_exchange_strong(expected, kAborting)) continue;
-    RemoveTreeForSignal(s.dir);
-    if (s.lock[0] != '\0') ::unlink(s.lock);
+    if (s.state.compare_exchange_strong(expected, kAborting)) {
+      RemoveTreeForSignal(s.dir);
+      if (s.lock[0] != '\0') ::unlink(s.lock);
+    } else if (expected == kCommitting && s.lock[0] != '\0') {
+      ::unlink(s.lock);  // the commit is left alone; the lock ends with this process either way
+    }
   }
 }
 
