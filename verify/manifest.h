@@ -23,8 +23,8 @@ Result<nlohmann::json> BuildManifest(const std::string& dir, const std::vector<s
 struct ManifestCheck {
   std::vector<std::string> mismatches;  // one line each: what differs
   int files_checked = 0, tensors_checked = 0;
-  int size_only = 0;  // linked files the manifest records by size alone
-  std::vector<std::string> size_only_files;  // their names: sizes checked, bytes not
+  std::vector<std::string> size_only_files;  // linked files the manifest records by size alone: sizes checked, bytes not
+  int size_only() const { return static_cast<int>(size_only_files.size()); }
   bool ok() const { return mismatches.empty(); }
 };
 

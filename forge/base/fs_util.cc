@@ -246,11 +246,16 @@ Status WriteTextFile(const std::string& path, const std::string& text) {
   return Status();
 }
 
-Status WriteFileAtomically(const std::string& path, const std::string& text) {
+std::string TempSibling(const std::string& path) {
   const fs::path target(path);
   std::string leaf = ".";  // appended: GCC 12 warns spuriously (-Wrestrict) on "." + std::string + "..."
   leaf.append(target.filename().string()).append(".forge-tmp");
-  const std::string temp = (target.parent_path() / leaf).string();
+  return (target.parent_path() / leaf).string();
+}
+
+Status WriteFileAtomically(const std::string& path, const std::string& text) {
+  const fs::path target(path);
+  const std::string temp = TempSibling(path);
   Status st = WriteTextFile(temp, text);
   if (st.ok() && ::rename(temp.c_str(), path.c_str()) != 0) st = Status::Invalid("cannot rename into place: " + Errno(), path);
   if (!st.ok()) {

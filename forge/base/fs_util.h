@@ -57,6 +57,8 @@ Status CopyFileTo(const std::string& src, const std::string& dst);
 bool SameFile(const std::string& a, const std::string& b);
 // Written and fsynced (the directory entry is made durable by the StagedDir commit that follows).
 Status WriteTextFile(const std::string& path, const std::string& text);
+// ".NAME.forge-tmp" beside `path`: where a file is written before it is renamed over NAME.
+std::string TempSibling(const std::string& path);
 // Into a temporary sibling, fsynced, renamed over `path`, the directory fsynced: readers see the old
 // file or the new one, never a part (forge manifest DIR writes into an existing directory this way).
 Status WriteFileAtomically(const std::string& path, const std::string& text);

@@ -13,17 +13,12 @@
 
 namespace {
 
-// One line on stderr (and the JSON error object with --json), exit 1: as ReportError, for what escaped it.
+// What escaped every Status, reported as ReportError reports one (one line; the JSON object with --json).
 int ReportUncaught(int argc, char** argv, std::string message) {
   for (char& c : message) c = (c == '\n' || c == '\r') ? ' ' : c;
-  std::fprintf(stderr, "forge: error: %s\n", message.c_str());
-  for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--json") {
-      forge::cli::PrintJson({{"error", message}, {"exit_code", 1}});
-      break;
-    }
-  }
-  return static_cast<int>(forge::ExitCode::kInvalidInput);
+  forge::cli::CommonFlags flags;
+  for (int i = 1; i < argc; ++i) flags.json = flags.json || std::string(argv[i]) == "--json";
+  return forge::cli::ReportError(forge::Status::Invalid(message), flags);
 }
 
 }  // namespace

@@ -109,9 +109,7 @@ class ReportFile {
       fs::create_directories((fs::path(staging) / rel).parent_path(), ec);
       return WriteTextFile((fs::path(staging) / rel).string(), text);
     }
-    std::string leaf = ".";  // appended: GCC 12 warns spuriously (-Wrestrict) on "." + std::string + "..."
-    leaf.append(target.filename().string()).append(".forge-tmp");
-    temp_ = (target.parent_path() / leaf).string();
+    temp_ = TempSibling(target.string());
     return WriteTextFile(temp_, text);
   }
   Status Finish() {
@@ -185,16 +183,16 @@ int RunQuantize(const QuantizeCliOptions& c) {
   plan::AddSource(**ckpt, &sources);
   auto report = ReportFile::Prepare(c.report, sources, c.force);
   if (!report.ok()) return ReportError(report.status(), c.flags);
-  nlohmann::json j;
+  nlohmann::json j, fid;  // fidelity: complete once every part is written, i.e. before the commit
   int rc = WriteRecipe(*r, **ckpt, c.out, c.max_shard_size, c.threads, c.force, c.flags, &j,
                        [&](const std::string& staging) -> Status {
                          if (!r->fidelity) return Status();
-                         return report->WriteStaged(FidelityJson(*r, r->plan.total_bytes()).dump(2) + "\n", c.out, staging);
+                         fid = FidelityJson(*r, r->plan.total_bytes());
+                         return report->WriteStaged(fid.dump(2) + "\n", c.out, staging);
                        });
   if (rc != 0) return rc;
   if (Status st = report->Finish(); !st.ok()) return ReportError(st, c.flags);
   if (r->fidelity) {
-    nlohmann::json fid = FidelityJson(*r, r->plan.total_bytes());
     j["fidelity"] = fid["totals"];
     if (c.flags.json) j["fidelity_tensors"] = fid["tensors"];
   }

@@ -87,11 +87,11 @@ int RunVerify(const VerifyOptions& o) {
     }
     return Report(problems,
                   {{"files_checked", c->files_checked}, {"tensors_checked", c->tensors_checked},
-                   {"files_size_only", c->size_only}, {"size_only_accepted", o.size_only}},
+                   {"files_size_only", c->size_only()}, {"size_only_accepted", o.size_only}},
                   o.flags,
                   fmt::format("manifest {}{}{}", o.dir, o.fast ? " (fast: sizes and crc32)" : "",
-                              c->size_only && o.size_only
-                                  ? fmt::format(" ({} linked files checked by size only, as --size-only asks)", c->size_only)
+                              c->size_only() && o.size_only
+                                  ? fmt::format(" ({} linked files checked by size only, as --size-only asks)", c->size_only())
                                   : ""));
   }
   if (!o.trunk_of.empty()) {

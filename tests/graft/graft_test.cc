@@ -205,7 +205,7 @@ TEST(Graft, LinkedTrunkIsNeitherComparedNorHashed) {
   auto c1 = verify::CheckManifest(t.Sub("g1"), false);
   ASSERT_TRUE(c1.ok());
   EXPECT_TRUE(c1->ok());
-  EXPECT_EQ(c1->size_only, 1);
+  EXPECT_EQ(c1->size_only(), 1);
 
   // With a manifest in the source, the linked entries are the source's own.
   auto src_manifest = verify::BuildManifest(src);
@@ -224,7 +224,7 @@ TEST(Graft, LinkedTrunkIsNeitherComparedNorHashed) {
   auto c2 = verify::CheckManifest(t.Sub("g2"), false);
   ASSERT_TRUE(c2.ok());
   EXPECT_TRUE(c2->ok()) << c2->mismatches.front();
-  EXPECT_EQ(c2->size_only, 0);
+  EXPECT_EQ(c2->size_only(), 0);
 }
 
 TEST(Graft, UnrelatedDonorIsRefusedWithTheList) {
