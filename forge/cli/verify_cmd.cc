@@ -10,6 +10,7 @@
 #include "forge/cli/commands.h"
 #include "forge/cli/identity_cmd.h"
 #include "forge/cli/output.h"
+#include "forge/cli/reference_cmd.h"
 #include "verify/manifest.h"
 #include "verify/trunk_check.h"
 
@@ -25,6 +26,8 @@ struct VerifyOptions {
   std::string trunk_of, dir;
   bool manifest = false, fast = false, size_only = false, identity = false;
   IdentityOptions id;
+  std::string reference;
+  double tolerance = 1e-3, tie_gap = 1e-4;
   CommonFlags flags;
 };
 
@@ -63,6 +66,20 @@ int Report(const std::vector<std::string>& mismatches, nlohmann::json j, const C
 }
 
 int RunVerify(const VerifyOptions& o) {
+  if (!o.reference.empty()) {
+    if (o.identity)
+      return ReportError(Status::Error(ExitCode::kUsage, "give --identity or --reference, not both"), o.flags);
+    ReferenceCheckOptions r;
+    r.model = o.id.model.empty() ? o.dir : o.id.model;
+    if (r.model.empty())
+      return ReportError(Status::Error(ExitCode::kUsage, "verify --reference needs --model DIR"), o.flags);
+    r.reference = o.reference;
+    r.mtp_hidden = o.id.mtp_hidden;
+    r.tolerance = o.tolerance;
+    r.tie_gap = o.tie_gap;
+    r.threads = o.id.threads;
+    return RunReferenceCheck(r, o.flags);
+  }
   if (o.identity) {
     IdentityOptions id = o.id;
     if (id.model.empty()) id.model = o.dir;
@@ -106,7 +123,7 @@ int RunVerify(const VerifyOptions& o) {
   }
   return ReportError(
       Status::Error(ExitCode::kUsage,
-                    "verify needs --manifest DIR, --trunk-of SRC DIR or --identity --model DIR"),
+                    "verify needs --manifest DIR, --trunk-of SRC DIR, --identity --model DIR or --reference REF --model DIR"),
       o.flags);
 }
 
@@ -136,7 +153,16 @@ void SetupVerify(CLI::App& app, Action* run) {
       "--identity", v->identity,
       "Replay plain and MTP speculative greedy decoding on the CPU reference decoder; prove they emit the "
       "same tokens and measure acceptance (exit 5 on divergence, 2 without an MTP head)");
-  vc->add_option("--model", v->id.model, "With --identity: the checkpoint (HF or MLX, float or quantized)");
+  vc->add_option("--model", v->id.model,
+                 "With --identity or --reference: the checkpoint (HF or MLX, float or quantized)");
+  vc->add_option("--reference", v->reference,
+                 "Compare the reference decoder, teacher-forced, with another implementation's logits: "
+                 "REF.tokens.json (cases of prompt + greedy tokens) and the logits file it names (exit 5 when a "
+                 "step's or an MTP draft's argmax differs outside a near-tie or its logits are off)");
+  vc->add_option("--tolerance", v->tolerance,
+                 "With --reference: max |logit - reference| as a fraction of the step's logit range (1e-3)");
+  vc->add_option("--tie-gap", v->tie_gap,
+                 "With --reference: an argmax may differ where the reference's top-2 gap is below this (1e-4)");
   vc->add_option("--prompt-tokens", v->id.prompt_tokens,
                  "With --identity: one prompt as token ids, e.g. 1,2,3");
   vc->add_option("--prompts", v->id.prompts_file,
@@ -146,9 +172,9 @@ void SetupVerify(CLI::App& app, Action* run) {
   vc->add_option("--depth", v->id.depth, "With --identity: drafts per verify round, 1..4 (default 1)");
   vc->add_option(
       "--mtp-hidden", v->id.mtp_hidden,
-      "With --identity: hidden fed to the MTP head: post-norm (default; vLLM, SGLang, mlx-vlm) or pre-norm "
+      "With --identity or --reference: hidden fed to the MTP head: post-norm (default; vLLM, SGLang, mlx-vlm) or pre-norm "
       "(mlx-lm's MTP branch)");
-  vc->add_option("--threads", v->id.threads, "With --identity: worker threads (default: all cores)")
+  vc->add_option("--threads", v->id.threads, "With --identity or --reference: worker threads (default: all cores)")
       ->check(CLI::Range(0u, kMaxThreads));
   vc->add_flag("--ignore-eos", v->id.ignore_eos, "With --identity: do not stop at the end-of-sequence token");
   v->flags.Add(vc);
