@@ -18,8 +18,8 @@ MODELS="${MODELS:-qwen35-35b-a3b-2l,qwen36-35b-a3b-2l,qwen35-4b}"
 collect() {
   mkdir -p "${OUT:-/tmp/out}"
   cp "$RS"/results/*.jsonl "$RS"/results/*.json "$RS"/results/*.md "$RS"/log "${OUT:-/tmp/out}/" 2>/dev/null || true
-  tar czf "${OUT:-/tmp/out}/references.tar.gz" -C "$RS/work" refs/ --exclude='*.safetensors' 2>/dev/null || true
-  tar czf "${OUT:-/tmp/out}/reports.tar.gz" -C "$RS/results" . --exclude='steps.jsonl' 2>/dev/null || true
+  tar czf "${OUT:-/tmp/out}/references.tar.gz" --exclude='*.safetensors' -C "$RS/work" refs prompts.jsonl 2>/dev/null || true
+  tar czf "${OUT:-/tmp/out}/reports.tar.gz" --exclude='steps.jsonl' -C "$RS/results" . 2>/dev/null || true
 }
 
 follow() {  # follow SECONDS: print new log lines until the run ends or time is up
