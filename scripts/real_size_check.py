@@ -8,7 +8,7 @@ mismatch. scripts/real_size_check.sh carries the forge build here and starts thi
 Phases, every model each: A) inspect; `verify --reference` on the HF checkpoint and on its MLX bf16 and f32
 conversions; `verify --identity` depth 1 on the float checkpoint (its plain tokens must be transformers'
 greedy tokens). B) quantize affine 4/8, mxfp4, mxfp8, nvfp4 with the fidelity report; identity at depths
-1-3 on the 4- and 8-bit checkpoints (and depth 1 on the others). C) float identity at depths 2-3; strip-mtp,
+1-3 on the 4- and 8-bit checkpoints. C) float identity at depths 2-3; strip-mtp,
 then graft back into the HF checkpoint and into the MLX conversion (the result must hold exactly the tensors
 of the original / of the direct conversion); verify --manifest. D) decoder_roofline on the dense model.
 
@@ -223,7 +223,9 @@ def main():
                 record(rec, **extra)
                 if rc == 0:
                     p, n = light(m)
-                    for d in ((1, 2, 3) if name in ("affine4", "affine8") else (1,)):
+                    # mx/nv formats still dequantize row by row in the decoder (~50x slower than the fused
+                    # affine kernels): their identity is proven on the tiny fixtures, not here.
+                    for d in ((1, 2, 3) if name in ("affine4", "affine8") else ()):
                         identity_step(m, f"verify --identity d{d} ({name})", out, d, prompts=p, max_tokens=n)
                     if name == "affine4" and "4b" in m and "D" in ARGS.phases:
                         roofline(m, out, "affine4")
