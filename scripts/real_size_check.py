@@ -126,11 +126,10 @@ def identity_step(model, step, ckpt, depth, ref_cases=None, prompts=None, max_to
 
 
 def tensor_hashes(model, step, ckpt):
-    manifest = os.path.join(ckpt, "forge-manifest.json")
-    if not os.path.exists(manifest):
-        _, _, rec = run(step, model, forge_cmd(ARGS.bundle, "manifest", ckpt, "--json"))
-        record(rec)
-    return json.load(open(manifest))["tensors"]
+    # Always hashed afresh: a --link output's manifest records linked files by size alone (no tensor sha1s).
+    _, _, rec = run(step, model, forge_cmd(ARGS.bundle, "manifest", ckpt, "--json"))
+    record(rec)
+    return json.load(open(os.path.join(ckpt, "forge-manifest.json")))["tensors"]
 
 
 def same_tensors(model, step, a, b):

@@ -17,7 +17,8 @@ MODELS="${MODELS:-qwen35-35b-a3b-2l,qwen36-35b-a3b-2l,qwen35-4b}"
 
 collect() {
   mkdir -p "${OUT:-/tmp/out}"
-  cp "$RS"/results/*.jsonl "$RS"/results/*.json "$RS"/results/*.md "$RS"/log "${OUT:-/tmp/out}/" 2>/dev/null || true
+  # The device tool returns at most 8 files: the step log, the table, the summary, the run log, two tarballs.
+  cp "$RS"/results/steps.jsonl "$RS"/results/summary.json "$RS"/results/table.md "$RS"/log "${OUT:-/tmp/out}/" 2>/dev/null || true
   tar czf "${OUT:-/tmp/out}/references.tar.gz" --exclude='*.safetensors' -C "$RS/work" refs prompts.jsonl 2>/dev/null || true
   tar czf "${OUT:-/tmp/out}/reports.tar.gz" --exclude='steps.jsonl' -C "$RS/results" . 2>/dev/null || true
 }

@@ -1,5 +1,7 @@
 #include "forge/plan/evaluate_range.h"
 
+#include <fmt/format.h>
+
 #include <cstring>
 #include <numeric>
 
@@ -82,6 +84,19 @@ Result<Tensor> EvaluateRange(const Expr& e, uint64_t begin, uint64_t end, std::v
   const uint64_t n = end - begin, es = ElemBytes(dt);
   const uint64_t granule = SplitGranule(e);
   if (granule == 0) return Whole(e, begin, end, read);
+  const uint64_t numel = e.meta.numel();
+  if (begin > end || end > numel) {
+    return Status::Invalid(fmt::format("element range [{}, {}) outside a tensor of {} elements", begin, end, numel));
+  }
+  if (begin % granule != 0 || (end % granule != 0 && end != numel)) {
+    // A range the expression cannot split at (a sample of a few rows of a sliced expert stack, say): the
+    // whole granules around it, then the range copied out. The per-kind cases below need aligned ranges.
+    const uint64_t lo = begin / granule * granule, hi = std::min(numel, (end + granule - 1) / granule * granule);
+    FORGE_ASSIGN_OR_RETURN(Tensor wide, EvaluateRange(e, lo, hi, read));
+    Tensor t = Tensor::Allocate({dt, {n}});
+    if (n) std::memcpy(t.mutable_data(), wide.data + (begin - lo) * es, n * es);
+    return t;
+  }
   switch (e.kind) {
     case OpKind::kSource: {
       Tensor t;

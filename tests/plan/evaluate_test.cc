@@ -69,6 +69,33 @@ TEST_F(AgainstPytorch, WhatSplits) {
   EXPECT_EQ(SplitGranule(*MoveAxis(fused, 0, 2).value()), 0u);      // across it: whole
 }
 
+// Any range, aligned to the granule or not: graft's fit check samples the first rows of every trunk matrix,
+// which at Qwen3.5-35B-A3B's size (a switch_mlp half [256, 512, 2048], 32 rows = 65,536 elements against
+// a granule of 1,048,576) cut through an expert's block, and the slice evaluated an empty range (a null
+// pointer read: graft crashed on every real MoE checkpoint).
+TEST_F(AgainstPytorch, RangesNotAlignedToTheGranule) {
+  auto fused = Src("model.language_model.layers.2.mlp.experts.gate_up_proj");  // [E, 2I, H]
+  const uint64_t i2 = fused->meta.shape[1], h = fused->meta.shape[2];
+  for (const ExprPtr& e : {Slice(fused, 1, 0, i2 / 2).value(), Slice(fused, 1, i2 / 2, i2).value(),
+                           MoveAxis(fused, 2, 1).value(), Cast(Slice(fused, 1, 0, i2 / 2).value(), DType::kF32).value()}) {
+    auto whole = Evaluate(*e);
+    ASSERT_TRUE(whole.ok());
+    const uint64_t n = e->meta.numel(), g = SplitGranule(*e), es = DTypeBits(e->meta.dtype) / 8;
+    ASSERT_GT(g, 1u);
+    for (auto [b, en] : std::vector<std::pair<uint64_t, uint64_t>>{
+             {0, 16 * h}, {0, 7}, {5, g + 3}, {g - 1, 2 * g + 1}, {n - 5, n}, {3, 3}, {g, 2 * g}}) {
+      auto part = EvaluateRange(*e, b, en);
+      ASSERT_TRUE(part.ok()) << part.status().ToString();
+      ASSERT_EQ(part->meta.numel(), en - b);
+      if (en > b) {
+        ASSERT_NE(part->data, nullptr);
+        EXPECT_EQ(0, std::memcmp(part->data, whole->data + b * es, (en - b) * es)) << "[" << b << ", " << en << ")";
+      }
+    }
+    EXPECT_FALSE(EvaluateRange(*e, 0, n + 1).ok());
+  }
+}
+
 TEST_F(AgainstPytorch, Conv1dMoveAxis) {
   ExpectEqualsMlx(MoveAxis(Src("model.language_model.layers.1.linear_attn.conv1d.weight"), 2, 1),
                   "language_model.model.layers.1.linear_attn.conv1d.weight");
