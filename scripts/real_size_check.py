@@ -6,13 +6,13 @@ finishes (a run cut short keeps what it did), the table in RESULTS/table.md at t
 mismatch. scripts/real_size_check.sh carries the forge build here and starts this.
 
 Phases, every model each: A) inspect; `verify --reference` on the HF checkpoint and on its MLX bf16 and f32
-conversions; `verify --identity` depth 1 on the float checkpoint (its plain tokens must be transformers'
-greedy tokens). B) quantize affine 4/8, mxfp4, mxfp8, nvfp4 with the fidelity report; identity at depths
-1-3 on the 4- and 8-bit checkpoints. C) float identity at depths 2-3; strip-mtp,
+conversions; `verify --identity` at depths 1-3 on the float checkpoint (at depth 1 its plain tokens must be
+transformers' greedy tokens). B) quantize affine 4/8, mxfp4, mxfp8, nvfp4 with the fidelity report; identity at depths
+1-3 on the 4- and 8-bit checkpoints. C) strip-mtp,
 then graft back into the HF checkpoint and into the MLX conversion (the result must hold exactly the tensors
 of the original / of the direct conversion); verify --manifest. D) decoder_roofline on the dense model.
 
-Usage: real_size_check.py BUNDLE WORK RESULTS [--models a,b] [--quick]
+Usage: real_size_check.py BUNDLE WORK RESULTS [--models a,b] [--phases ABCD]
 """
 import argparse
 import json
@@ -192,6 +192,9 @@ def main():
                    mtp=(j or {}).get("mtp", {}).get("status"), layout=(j or {}).get("layout"))
             reference_step(m, "verify --reference (HF bf16)", src, ref)
             identity_step(m, "verify --identity d1 (HF bf16)", src, 1, ref_cases=cases)
+            p, n = light(m)
+            for d in (2, 3):
+                identity_step(m, f"verify --identity d{d} (HF bf16)", src, d, prompts=p, max_tokens=n)
             for dt in ("bf16", "f32"):
                 out = f"{W}/{m}-mlx-{dt}"
                 rm(out)
@@ -232,9 +235,6 @@ def main():
     if "C" in ARGS.phases:
         for m in models:
             src = f"{W}/models/{m}"
-            p, n = light(m)
-            for d in (2, 3):
-                identity_step(m, f"verify --identity d{d} (HF bf16)", src, d, prompts=p, max_tokens=n)
             nomtp, graft = f"{W}/{m}-nomtp", f"{W}/{m}-graft"
             rm(nomtp, graft)
             rc, _, rec = run("strip-mtp --link", m, F("strip-mtp", "--src", src, "--out", nomtp, "--link", "--json"))
