@@ -80,8 +80,8 @@ void QuantizeRows(const QuantParams& p, Rules rules, DType dtype, const uint8_t*
   }
 }
 
-void DequantizeRows(const QuantParams& p, DType scales_dtype, const uint8_t* packed, const uint8_t* scales,
-                    const uint8_t* biases, uint64_t rows, uint64_t k, DType out_dtype, uint8_t* out) {
+void DequantizeRowsReference(const QuantParams& p, DType scales_dtype, const uint8_t* packed, const uint8_t* scales,
+                             const uint8_t* biases, uint64_t rows, uint64_t k, DType out_dtype, uint8_t* out) {
   const uint64_t g = static_cast<uint64_t>(p.group_size), groups = k / g;
   const uint64_t row_bytes = k * static_cast<uint64_t>(p.bits) / 8;
   for (uint64_t r = 0; r < rows; ++r) {

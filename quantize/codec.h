@@ -44,8 +44,14 @@ void QuantizeRows(const QuantParams& p, Rules rules, DType dtype, const uint8_t*
 
 // Inverse with MLX's CPU arithmetic; `out_dtype` F16, BF16 or F32. MLX's default output dtype is the scales
 // dtype for affine and BF16 for the fp modes (DefaultDequantDType).
+// Per group, the group's constants are computed once and, where a group has at least as many elements as
+// there are codes (bits <= log2(group)), every code's output bits are tabulated and the codes looked up; the
+// arithmetic per code is the reference's, so the bytes are the same (dequantize_rows.cc).
 void DequantizeRows(const QuantParams& p, DType scales_dtype, const uint8_t* packed, const uint8_t* scales,
                     const uint8_t* biases, uint64_t rows, uint64_t k, DType out_dtype, uint8_t* out);
+// The element-by-element definition, kept as the test oracle.
+void DequantizeRowsReference(const QuantParams& p, DType scales_dtype, const uint8_t* packed, const uint8_t* scales,
+                             const uint8_t* biases, uint64_t rows, uint64_t k, DType out_dtype, uint8_t* out);
 DType DefaultDequantDType(const QuantParams& p, DType scales_dtype);
 
 }  // namespace forge::quant

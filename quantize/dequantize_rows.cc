@@ -1,0 +1,181 @@
+// DequantizeRows: the reference's arithmetic (codec.cc, MLX's CPU op graph) with the per-group work hoisted.
+// A group's scale, bias or shared factor is decoded once; when the group has at least as many elements as
+// there are codes (2- to 6-bit codes in groups of 16-128), the output bits of every code are computed once
+// into a table and each element is a lookup (4- and 2-bit codes unpacked a byte at a time; for mxfp4 and
+// nvfp4 the table of every scale byte is built once per process); 8-bit codes are computed per element,
+// affine with bf16 scales and mxfp8 into bf16 16 lanes at a time (mxfp8's element decode tabulated per
+// call). Same operations per code, so the same
+// bytes, NaN and infinity included (tests/quantize/dequantize_rows_test.cc holds it to the reference).
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "forge/base/float_access.h"
+#include "forge/base/half.h"
+#include "forge/base/simd16.h"
+#include "quantize/bitpack.h"
+#include "quantize/codec.h"
+#include "quantize/fp_formats.h"
+#include "quantize/round_to.h"
+
+namespace forge::quant {
+namespace {
+
+// The bits StoreFromF32 writes for each output dtype.
+struct Bf16Out {
+  using T = uint16_t;
+  static T Encode(float v) { return F32ToBf16(v); }
+};
+struct F16Out {
+  using T = uint16_t;
+  static T Encode(float v) { return F32ToF16(v); }
+};
+struct F32Out {
+  using T = float;
+  static T Encode(float v) { return v; }
+};
+
+constexpr uint64_t kMaxGroup = 128;
+
+// The fp4 modes' value of (code, scale byte) in the output dtype: 256 x 16 entries, computed once per output
+// dtype with the reference's arithmetic, so a group costs one lookup per element.
+template <typename Out>
+const typename Out::T* Fp4Values(QuantMode mode, DType out_dtype) {
+  auto build = [out_dtype](QuantMode m) {
+    std::vector<typename Out::T> t(256 * 16);
+    for (uint32_t s = 0; s < 256; ++s) {
+      const float factor = RoundTo(out_dtype, m == QuantMode::kNvfp4 ? E4M3DecodeMlx(static_cast<uint8_t>(s))
+                                                                     : (s == 255 ? INFINITY : std::ldexp(1.0f, static_cast<int>(s) - 127)));
+      for (uint32_t q = 0; q < 16; ++q) t[s * 16 + q] = Out::Encode(RoundTo(out_dtype, RoundTo(out_dtype, kE2M1Table[q]) * factor));
+    }
+    return t;
+  };
+  static const std::vector<typename Out::T> mx = build(QuantMode::kMxfp4), nv = build(QuantMode::kNvfp4);
+  return (mode == QuantMode::kNvfp4 ? nv : mx).data();
+}
+
+// bf16 rounding of 16 lanes, as F32ToBf16 (NaN kept quiet, else nearest even), returned widened.
+FORGE_INLINE simd::V16 RoundBf16(simd::V16 v) {
+  const simd::U16 u = simd::Bits(v);
+  const simd::U16 nan = (u & 0x7fffffffu) > 0x7f800000u;  // all ones where NaN
+  const simd::U16 rounded = ((u + 0x7fffu + ((u >> 16) & 1u)) >> 16) << 16;
+  const simd::U16 quiet = ((u >> 16) | 0x40u) << 16;
+  return simd::FromBits((rounded & ~nan) | (quiet & nan));
+}
+
+// Affine 8-bit codes with bf16 scales into bf16, 16 codes at a time: q * scale rounded, + bias rounded.
+FORGE_HOT void Affine8Bf16(const uint8_t* codes, uint64_t g, float scale, float bias, uint16_t* out) {
+  for (uint64_t i = 0; i < g; i += simd::kLanes) {
+    const simd::V16 q = __builtin_convertvector(simd::ByteLanes(codes + i), simd::V16);
+    const simd::V16 v = RoundBf16(RoundBf16(q * scale) + bias);
+    const simd::H16 h = __builtin_convertvector(simd::Bits(v) >> 16, simd::H16);
+    std::memcpy(out + i, &h, sizeof h);
+  }
+}
+
+// mxfp8 into bf16, 16 codes at a time: the (pre-rounded) element times the group's factor, rounded.
+FORGE_HOT void Mxfp8Bf16(const uint8_t* codes, uint64_t g, const float* element, float factor, uint16_t* out) {
+  for (uint64_t i = 0; i < g; i += simd::kLanes) {
+    simd::V16 e;
+    for (int j = 0; j < simd::kLanes; ++j) e[j] = element[codes[i + j]];
+    const simd::H16 h = __builtin_convertvector(simd::Bits(RoundBf16(e * factor)) >> 16, simd::H16);
+    std::memcpy(out + i, &h, sizeof h);
+  }
+}
+
+template <typename Out>
+void Run(const QuantParams& p, DType sdt, const uint8_t* packed, const uint8_t* scales, const uint8_t* biases,
+         uint64_t rows, uint64_t k, DType out_dtype, uint8_t* out) {
+  using T = typename Out::T;
+  const int bits = p.bits;
+  const uint64_t g = static_cast<uint64_t>(p.group_size), groups = k / g, row_bytes = k * bits / 8;
+  const uint32_t levels = 1u << bits;
+  const bool tabulate = levels <= g;
+  const bool affine = p.mode == QuantMode::kAffine;
+  // mxfp8's element values rounded to the output dtype, once per call.
+  float fp8_element[256];
+  if (p.mode == QuantMode::kMxfp8) {
+    for (uint32_t q = 0; q < 256; ++q) fp8_element[q] = RoundTo(out_dtype, E4M3DecodeMlx(static_cast<uint8_t>(q)));
+  }
+  T table[256], buf[kMaxGroup];
+  for (uint64_t r = 0; r < rows; ++r) {
+    const uint8_t* row_in = packed + r * row_bytes;
+    for (uint64_t gi = 0; gi < groups; ++gi) {
+      const uint64_t group_index = r * groups + gi;
+      float scale = 0, bias = 0, factor = 0;
+      if (affine) {
+        scale = LoadAsF32(sdt, scales, group_index);
+        bias = LoadAsF32(sdt, biases, group_index);
+      } else {
+        const uint8_t s = scales[group_index];
+        factor = RoundTo(out_dtype, p.mode == QuantMode::kNvfp4 ? E4M3DecodeMlx(s)
+                                                                : (s == 255 ? INFINITY : std::ldexp(1.0f, s - 127)));
+      }
+      auto value = [&](uint32_t q) -> float {
+        if (affine) return RoundTo(sdt, RoundTo(sdt, static_cast<float>(q) * scale) + bias);
+        const float element =
+            p.mode == QuantMode::kMxfp8 ? fp8_element[q] : RoundTo(out_dtype, kE2M1Table[q]);
+        return RoundTo(out_dtype, element * factor);
+      };
+      const uint64_t first = gi * g;
+      if (!affine && bits == 4) {  // mxfp4 / nvfp4: the whole table is precomputed
+        const T* t = Fp4Values<Out>(p.mode, out_dtype) + 16 * scales[group_index];
+        const uint8_t* b = row_in + first / 2;
+        for (uint64_t i = 0; i < g / 2; ++i) {
+          buf[2 * i] = t[b[i] & 15];
+          buf[2 * i + 1] = t[b[i] >> 4];
+        }
+      } else if (tabulate) {
+        for (uint32_t q = 0; q < levels; ++q) table[q] = Out::Encode(value(q));
+        if (bits == 4) {
+          const uint8_t* b = row_in + first / 2;
+          for (uint64_t i = 0; i < g / 2; ++i) {
+            buf[2 * i] = table[b[i] & 15];
+            buf[2 * i + 1] = table[b[i] >> 4];
+          }
+        } else if (bits == 2) {
+          const uint8_t* b = row_in + first / 4;
+          for (uint64_t i = 0; i < g / 4; ++i) {
+            for (int j = 0; j < 4; ++j) buf[4 * i + j] = table[(b[i] >> (2 * j)) & 3];
+          }
+        } else {
+          for (uint64_t i = 0; i < g; ++i) buf[i] = table[UnpackCode(row_in, first + i, bits)];
+        }
+      } else if constexpr (std::is_same_v<Out, Bf16Out>) {
+        const uint8_t* b = row_in + first;  // 8-bit codes: one byte each
+        if (affine && sdt == DType::kBF16) {
+          Affine8Bf16(b, g, scale, bias, buf);
+        } else if (!affine) {
+          Mxfp8Bf16(b, g, fp8_element, factor, buf);
+        } else {
+          for (uint64_t i = 0; i < g; ++i) buf[i] = Out::Encode(value(b[i]));
+        }
+      } else {
+        const uint8_t* b = row_in + first;
+        for (uint64_t i = 0; i < g; ++i) buf[i] = Out::Encode(value(b[i]));
+      }
+      std::memcpy(out + (r * k + first) * sizeof(T), buf, g * sizeof(T));
+    }
+  }
+}
+
+}  // namespace
+
+void DequantizeRows(const QuantParams& p, DType scales_dtype, const uint8_t* packed, const uint8_t* scales,
+                    const uint8_t* biases, uint64_t rows, uint64_t k, DType out_dtype, uint8_t* out) {
+  // Tabulated (codes <= group elements) or one byte per code; anything else (6-bit codes in groups of 32)
+  // gains nothing from either and takes the reference.
+  const bool tabulate = p.bits < 8 && (1u << p.bits) <= static_cast<uint32_t>(p.group_size);
+  if (static_cast<uint64_t>(p.group_size) > kMaxGroup || !(tabulate || p.bits == 8)) {
+    return DequantizeRowsReference(p, scales_dtype, packed, scales, biases, rows, k, out_dtype, out);
+  }
+  switch (out_dtype) {
+    case DType::kBF16: return Run<Bf16Out>(p, scales_dtype, packed, scales, biases, rows, k, out_dtype, out);
+    case DType::kF16: return Run<F16Out>(p, scales_dtype, packed, scales, biases, rows, k, out_dtype, out);
+    case DType::kF32: return Run<F32Out>(p, scales_dtype, packed, scales, biases, rows, k, out_dtype, out);
+    default: return DequantizeRowsReference(p, scales_dtype, packed, scales, biases, rows, k, out_dtype, out);
+  }
+}
+
+}  // namespace forge::quant
