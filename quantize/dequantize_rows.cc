@@ -45,9 +45,12 @@ const typename Out::T* Fp4Values(QuantMode mode, DType out_dtype) {
   auto build = [out_dtype](QuantMode m) {
     std::vector<typename Out::T> t(256 * 16);
     for (uint32_t s = 0; s < 256; ++s) {
-      const float factor = RoundTo(out_dtype, m == QuantMode::kNvfp4 ? E4M3DecodeMlx(static_cast<uint8_t>(s))
-                                                                     : (s == 255 ? INFINITY : std::ldexp(1.0f, static_cast<int>(s) - 127)));
-      for (uint32_t q = 0; q < 16; ++q) t[s * 16 + q] = Out::Encode(RoundTo(out_dtype, RoundTo(out_dtype, kE2M1Table[q]) * factor));
+      const float factor =
+          RoundTo(out_dtype, m == QuantMode::kNvfp4
+                                 ? E4M3DecodeMlx(static_cast<uint8_t>(s))
+                                 : (s == 255 ? INFINITY : std::ldexp(1.0f, static_cast<int>(s) - 127)));
+      for (uint32_t q = 0; q < 16; ++q)
+        t[s * 16 + q] = Out::Encode(RoundTo(out_dtype, RoundTo(out_dtype, kE2M1Table[q]) * factor));
     }
     return t;
   };
@@ -75,7 +78,8 @@ FORGE_HOT void Affine8Bf16(const uint8_t* codes, uint64_t g, float scale, float 
 }
 
 // mxfp8 into bf16, 16 codes at a time: the (pre-rounded) element times the group's factor, rounded.
-FORGE_HOT void Mxfp8Bf16(const uint8_t* codes, uint64_t g, const float* element, float factor, uint16_t* out) {
+FORGE_HOT void Mxfp8Bf16(const uint8_t* codes, uint64_t g, const float* element, float factor,
+                         uint16_t* out) {
   for (uint64_t i = 0; i < g; i += simd::kLanes) {
     simd::V16 e;
     for (int j = 0; j < simd::kLanes; ++j) e[j] = element[codes[i + j]];
@@ -96,7 +100,8 @@ void Run(const QuantParams& p, DType sdt, const uint8_t* packed, const uint8_t* 
   // mxfp8's element values rounded to the output dtype, once per call.
   float fp8_element[256];
   if (p.mode == QuantMode::kMxfp8) {
-    for (uint32_t q = 0; q < 256; ++q) fp8_element[q] = RoundTo(out_dtype, E4M3DecodeMlx(static_cast<uint8_t>(q)));
+    for (uint32_t q = 0; q < 256; ++q)
+      fp8_element[q] = RoundTo(out_dtype, E4M3DecodeMlx(static_cast<uint8_t>(q)));
   }
   T table[256], buf[kMaxGroup];
   for (uint64_t r = 0; r < rows; ++r) {
@@ -109,8 +114,9 @@ void Run(const QuantParams& p, DType sdt, const uint8_t* packed, const uint8_t* 
         bias = LoadAsF32(sdt, biases, group_index);
       } else {
         const uint8_t s = scales[group_index];
-        factor = RoundTo(out_dtype, p.mode == QuantMode::kNvfp4 ? E4M3DecodeMlx(s)
-                                                                : (s == 255 ? INFINITY : std::ldexp(1.0f, s - 127)));
+        factor = RoundTo(out_dtype, p.mode == QuantMode::kNvfp4
+                                        ? E4M3DecodeMlx(s)
+                                        : (s == 255 ? INFINITY : std::ldexp(1.0f, s - 127)));
       }
       auto value = [&](uint32_t q) -> float {
         if (affine) return RoundTo(sdt, RoundTo(sdt, static_cast<float>(q) * scale) + bias);
@@ -171,10 +177,14 @@ void DequantizeRows(const QuantParams& p, DType scales_dtype, const uint8_t* pac
     return DequantizeRowsReference(p, scales_dtype, packed, scales, biases, rows, k, out_dtype, out);
   }
   switch (out_dtype) {
-    case DType::kBF16: return Run<Bf16Out>(p, scales_dtype, packed, scales, biases, rows, k, out_dtype, out);
-    case DType::kF16: return Run<F16Out>(p, scales_dtype, packed, scales, biases, rows, k, out_dtype, out);
-    case DType::kF32: return Run<F32Out>(p, scales_dtype, packed, scales, biases, rows, k, out_dtype, out);
-    default: return DequantizeRowsReference(p, scales_dtype, packed, scales, biases, rows, k, out_dtype, out);
+    case DType::kBF16:
+      return Run<Bf16Out>(p, scales_dtype, packed, scales, biases, rows, k, out_dtype, out);
+    case DType::kF16:
+      return Run<F16Out>(p, scales_dtype, packed, scales, biases, rows, k, out_dtype, out);
+    case DType::kF32:
+      return Run<F32Out>(p, scales_dtype, packed, scales, biases, rows, k, out_dtype, out);
+    default:
+      return DequantizeRowsReference(p, scales_dtype, packed, scales, biases, rows, k, out_dtype, out);
   }
 }
 

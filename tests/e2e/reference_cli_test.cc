@@ -33,7 +33,8 @@ void PatchTensor(const std::string& file, const std::string& tensor, Fn fn) {
 
 TEST(ReferenceCli, EveryHfFixtureReproducesTransformers) {
   for (const char* name : {"dense-vlm-hf", "dense-text-hf", "moe-vlm-hf", "trained-vlm-hf"}) {
-    auto r = RunForge(std::string("verify --json --reference ") + Ref(name) + " --model " + FixturePath(name));
+    auto r =
+        RunForge(std::string("verify --json --reference ") + Ref(name) + " --model " + FixturePath(name));
     ASSERT_EQ(r.exit_code, 0) << name << ": " << r.err << r.out;
     const auto j = Json(r);
     ASSERT_TRUE(j.is_object()) << r.out;
@@ -66,9 +67,10 @@ TEST(ReferenceCli, AFineTuneWithoutAHeadComparesTheBackbone) {
 TEST(ReferenceCli, AnMlxF32ConversionReproducesTransformers) {
   // In f32 the +1 norm shift is exact, so the converted model is the same function.
   TempDir dir;
-  ASSERT_EQ(RunForge("convert --quiet --dtype f32 --src " + FixturePath("moe-vlm-hf") + " --out " + dir.Sub("mlx"))
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      RunForge("convert --quiet --dtype f32 --src " + FixturePath("moe-vlm-hf") + " --out " + dir.Sub("mlx"))
+          .exit_code,
+      0);
   auto r = RunForge("verify --json --reference " + Ref("moe-vlm-hf") + " --model " + dir.Sub("mlx"));
   EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
 }
@@ -78,13 +80,14 @@ TEST(ReferenceCli, CatchesTheMtpConcatInTheWrongOrder) {
   // backbone exact and breaks every draft.
   TempDir dir;
   CopyTree(FixturePath("dense-vlm-hf"), dir.Sub("m"));
-  PatchTensor(dir.Sub("m/model.safetensors"), "mtp.fc.weight", [](uint8_t* d, uint64_t, std::vector<int64_t> s) {
-    const int64_t rows = s[0], cols = s[1], half = cols / 2;
-    for (int64_t r = 0; r < rows; ++r) {
-      uint16_t* row = reinterpret_cast<uint16_t*>(d) + r * cols;
-      for (int64_t c = 0; c < half; ++c) std::swap(row[c], row[c + half]);
-    }
-  });
+  PatchTensor(dir.Sub("m/model.safetensors"), "mtp.fc.weight",
+              [](uint8_t* d, uint64_t, std::vector<int64_t> s) {
+                const int64_t rows = s[0], cols = s[1], half = cols / 2;
+                for (int64_t r = 0; r < rows; ++r) {
+                  uint16_t* row = reinterpret_cast<uint16_t*>(d) + r * cols;
+                  for (int64_t c = 0; c < half; ++c) std::swap(row[c], row[c + half]);
+                }
+              });
   auto r = RunForge("verify --json --reference " + Ref("dense-vlm-hf") + " --model " + dir.Sub("m"));
   EXPECT_EQ(r.exit_code, 5) << r.err;
   const auto j = Json(r);
@@ -101,8 +104,9 @@ TEST(ReferenceCli, CatchesGateAndUpSwapped) {
   CopyTree(FixturePath("dense-text-hf"), dir.Sub("m"));
   const std::string f = dir.Sub("m/model.safetensors");
   std::string gate, up;
-  PatchTensor(f, "model.layers.0.mlp.gate_proj.weight",
-              [&](uint8_t* d, uint64_t n, std::vector<int64_t>) { gate.assign(reinterpret_cast<char*>(d), n); });
+  PatchTensor(f, "model.layers.0.mlp.gate_proj.weight", [&](uint8_t* d, uint64_t n, std::vector<int64_t>) {
+    gate.assign(reinterpret_cast<char*>(d), n);
+  });
   PatchTensor(f, "model.layers.0.mlp.up_proj.weight", [&](uint8_t* d, uint64_t n, std::vector<int64_t>) {
     up.assign(reinterpret_cast<char*>(d), n);
     std::memcpy(d, gate.data(), n);
@@ -120,7 +124,8 @@ TEST(ReferenceCli, BadReferencesAreOneLineErrors) {
   // Logits of another vocabulary: the tensor is named.
   nlohmann::json j = ReadJson(Ref("dense-vlm-hf"));
   CopyTree(FixturePath("references"), dir.Sub("refs"));
-  auto other = RunForge("verify --reference " + Ref("dense-vlm-hf") + " --model " + FixturePath("dense-other-hf"));
+  auto other =
+      RunForge("verify --reference " + Ref("dense-vlm-hf") + " --model " + FixturePath("dense-other-hf"));
   EXPECT_EQ(other.exit_code, 1);
   EXPECT_NE(other.err.find("not a token id in [0, 300)"), std::string::npos) << other.err;
   // A logits file that is not there.
@@ -132,15 +137,19 @@ TEST(ReferenceCli, BadReferencesAreOneLineErrors) {
   // A logits file outside the reference's folder is refused.
   j["logits_file"] = "../x.safetensors";
   WriteJson(dir.Sub("refs/y.tokens.json"), j);
-  EXPECT_EQ(RunForge("verify --reference " + dir.Sub("refs/y.tokens.json") + " --model " + model).exit_code, 1);
+  EXPECT_EQ(RunForge("verify --reference " + dir.Sub("refs/y.tokens.json") + " --model " + model).exit_code,
+            1);
   // Not a reference at all.
   WriteFile(dir.Sub("refs/z.tokens.json"), "{\"cases\": 3}");
   auto bad = RunForge("verify --reference " + dir.Sub("refs/z.tokens.json") + " --model " + model);
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("z.tokens.json"), std::string::npos);
   for (const auto* r : {&other, &missing, &bad}) EXPECT_EQ(std::count(r->err.begin(), r->err.end(), '\n'), 1);
-  EXPECT_EQ(RunForge("verify --identity --reference " + Ref("dense-vlm-hf") + " --model " + model).exit_code, 64);
-  EXPECT_EQ(RunForge("verify --reference " + Ref("dense-vlm-hf") + " --tolerance 0 --model " + model).exit_code, 64);
+  EXPECT_EQ(RunForge("verify --identity --reference " + Ref("dense-vlm-hf") + " --model " + model).exit_code,
+            64);
+  EXPECT_EQ(
+      RunForge("verify --reference " + Ref("dense-vlm-hf") + " --tolerance 0 --model " + model).exit_code,
+      64);
 }
 
 }  // namespace

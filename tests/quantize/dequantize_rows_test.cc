@@ -54,7 +54,8 @@ TEST(DequantizeRows, EqualsTheReferenceByteForByte) {
           StoreFromF32(sdt, biases.data(), i, b);
         }
       } else {
-        for (uint64_t i = 0; i < groups; ++i) scales[i] = static_cast<uint8_t>(i * 37 + rng() % 7);  // all bytes
+        for (uint64_t i = 0; i < groups; ++i)
+          scales[i] = static_cast<uint8_t>(i * 37 + rng() % 7);  // all bytes
       }
       for (DType out : {DType::kBF16, DType::kF16, DType::kF32}) {
         const uint64_t ob = DTypeBits(out) / 8;
@@ -63,7 +64,8 @@ TEST(DequantizeRows, EqualsTheReferenceByteForByte) {
         std::vector<uint8_t> shifted(rows * k * ob + 1);
         DequantizeRows(p, sdt, packed.data(), scales.data(), biases.data(), rows, k, out, fast.data());
         DequantizeRows(p, sdt, packed.data(), scales.data(), biases.data(), rows, k, out, shifted.data() + 1);
-        DequantizeRowsReference(p, sdt, packed.data(), scales.data(), biases.data(), rows, k, out, ref.data());
+        DequantizeRowsReference(p, sdt, packed.data(), scales.data(), biases.data(), rows, k, out,
+                                ref.data());
         EXPECT_EQ(0, std::memcmp(fast.data(), ref.data(), ref.size()))
             << QuantModeName(c.mode) << " bits " << c.bits << " group " << c.group << " scales "
             << DTypeName(sdt) << " out " << DTypeName(out);

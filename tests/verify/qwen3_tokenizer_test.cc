@@ -44,7 +44,8 @@ TEST(Qwen3Tokenizer, EncodesAndDecodesExactlyAsHuggingFaceTokenizers) {
     ids += want.size();
     EXPECT_EQ((*tok)->Decode(want), c["decoded"].get<std::string>()) << "text: " << text;
   }
-  std::printf("[ measured ] %zu/%zu texts (%zu ids) encode as tokenizers does\n", equal, ref["cases"].size(), ids);
+  std::printf("[ measured ] %zu/%zu texts (%zu ids) encode as tokenizers does\n", equal, ref["cases"].size(),
+              ids);
 }
 
 }  // namespace

@@ -30,19 +30,20 @@ struct RefMatrix {
   }
 };
 
-Result<RefMatrix> FindMatrix(const st::SafetensorsFile& f, const std::string& name, int64_t rows, int64_t vocab,
-                             bool required) {
+Result<RefMatrix> FindMatrix(const st::SafetensorsFile& f, const std::string& name, int64_t rows,
+                             int64_t vocab, bool required) {
   RefMatrix m{&f, f.Find(name)};
   if (!m.info) {
     if (required) return Status::Invalid("reference logits are missing", f.path(), name);
     return m;
   }
-  if (!IsFloat(m.info->dtype) || m.info->shape.size() != 2 || static_cast<int64_t>(m.info->shape[0]) != rows ||
-      static_cast<int64_t>(m.info->shape[1]) != vocab) {
-    return Status::Invalid(fmt::format("reference logits must be float [{}, {}] (the reference's positions x the "
-                                       "model's vocabulary)",
-                                       rows, vocab),
-                           f.path(), name);
+  if (!IsFloat(m.info->dtype) || m.info->shape.size() != 2 ||
+      static_cast<int64_t>(m.info->shape[0]) != rows || static_cast<int64_t>(m.info->shape[1]) != vocab) {
+    return Status::Invalid(
+        fmt::format("reference logits must be float [{}, {}] (the reference's positions x the "
+                    "model's vocabulary)",
+                    rows, vocab),
+        f.path(), name);
   }
   return m;
 }
@@ -104,8 +105,8 @@ Result<std::vector<int64_t>> Ids(const nlohmann::json& c, const char* key, const
   if (!a.is_array()) return Status::Invalid(fmt::format("\"{}\" must be an array of token ids", key), where);
   for (const auto& v : a) {
     if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= vocab) {
-      return Status::Invalid(fmt::format("\"{}\" holds a value that is not a token id in [0, {})", key, vocab),
-                             where);
+      return Status::Invalid(
+          fmt::format("\"{}\" holds a value that is not a token id in [0, {})", key, vocab), where);
     }
     ids.push_back(v.get<int64_t>());
   }
@@ -116,7 +117,8 @@ Result<std::vector<int64_t>> Ids(const nlohmann::json& c, const char* key, const
 
 bool LogitComparison::ok(const ReferenceOptions& o) const {
   if (!finite || !(max_rel_error <= o.tolerance)) return false;
-  return std::all_of(mismatches.begin(), mismatches.end(), [](const ArgmaxMismatch& m) { return m.near_tie; });
+  return std::all_of(mismatches.begin(), mismatches.end(),
+                     [](const ArgmaxMismatch& m) { return m.near_tie; });
 }
 
 bool ReferenceReport::ok(const ReferenceOptions& o) const {
@@ -135,7 +137,8 @@ Result<ReferenceReport> CompareWithReference(const model::Decoder& dec, const mo
   const nlohmann::json j = std::move(parsed).value();
   if (!j.is_object() || !j.contains("cases") || !j["cases"].is_array() || j["cases"].empty() ||
       !j.contains("logits_file") || !j["logits_file"].is_string()) {
-    return Status::Invalid("not a reference: needs \"cases\" [{prompt, greedy}] and \"logits_file\"", tokens_json);
+    return Status::Invalid("not a reference: needs \"cases\" [{prompt, greedy}] and \"logits_file\"",
+                           tokens_json);
   }
   const std::string logits_name = j["logits_file"].get<std::string>();
   if (logits_name.empty() || logits_name.find('/') != std::string::npos) {
@@ -171,8 +174,8 @@ Result<ReferenceReport> CompareWithReference(const model::Decoder& dec, const mo
     if (!step_logits.ok()) return step_logits.status();
     auto draft_logits = FindMatrix(**file, p + "mtp_" + which + "_logits", slots, vocab, false);
     if (!draft_logits.ok()) return draft_logits.status();
-    auto draft_argmax = Ids(c, o.mtp_post_norm ? "mtp_post_norm_argmax" : "mtp_pre_norm_argmax", where, vocab,
-                            false);
+    auto draft_argmax =
+        Ids(c, o.mtp_post_norm ? "mtp_post_norm_argmax" : "mtp_pre_norm_argmax", where, vocab, false);
     if (!draft_argmax.ok()) return draft_argmax.status();
 
     // Positions 0..T-2: their logits choose tokens 1..T-1, their hiddens feed the MTP slots.
@@ -286,15 +289,15 @@ std::string ReferenceText(const ReferenceReport& r, const ReferenceOptions& o) {
   auto line = [&](const char* what, const LogitComparison& c) {
     int64_t ties = 0;
     for (const auto& m : c.mismatches) ties += m.near_tie;
-    s += fmt::format("{}: argmax equal {}/{}{}, max |logit - reference| {:.3g} ({:.3g} of the logit range, "
-                     "tolerance {:.3g}), min top-2 gap {:.3g}: {}\n",
-                     what, c.argmax_equal, c.positions,
-                     ties ? fmt::format(" ({} near-ties)", ties) : std::string(), c.max_abs_error,
-                     c.max_rel_error, o.tolerance, c.min_top2_gap, c.ok(o) ? "OK" : "MISMATCH");
+    s += fmt::format(
+        "{}: argmax equal {}/{}{}, max |logit - reference| {:.3g} ({:.3g} of the logit range, "
+        "tolerance {:.3g}), min top-2 gap {:.3g}: {}\n",
+        what, c.argmax_equal, c.positions, ties ? fmt::format(" ({} near-ties)", ties) : std::string(),
+        c.max_abs_error, c.max_rel_error, o.tolerance, c.min_top2_gap, c.ok(o) ? "OK" : "MISMATCH");
     for (size_t i = 0; i < c.mismatches.size() && i < 10; ++i) {
       const auto& m = c.mismatches[i];
-      s += fmt::format("  at {}: reference {}, forge {} (reference gap {:.3g}{})\n", m.index, m.reference, m.forge,
-                       m.reference_gap, m.near_tie ? ", a near-tie" : "");
+      s += fmt::format("  at {}: reference {}, forge {} (reference gap {:.3g}{})\n", m.index, m.reference,
+                       m.forge, m.reference_gap, m.near_tie ? ", a near-tie" : "");
     }
   };
   s += fmt::format("reference {}: {} cases\n", r.reference, r.cases.size());
@@ -304,7 +307,8 @@ std::string ReferenceText(const ReferenceReport& r, const ReferenceOptions& o) {
     line(o.mtp_post_norm ? "MTP drafts (post-norm hidden)" : "MTP drafts (pre-norm hidden)", m);
   else
     s += "MTP drafts: not compared (" + r.mtp_note + ")\n";
-  s += r.ok(o) ? "forge's decoder reproduces the reference\n" : "forge's decoder does NOT reproduce the reference\n";
+  s += r.ok(o) ? "forge's decoder reproduces the reference\n"
+               : "forge's decoder does NOT reproduce the reference\n";
   return s;
 }
 

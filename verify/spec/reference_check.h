@@ -26,7 +26,7 @@ struct ReferenceOptions {
 
 // One position where the decoder's argmax is not the reference's.
 struct ArgmaxMismatch {
-  int64_t index = 0;         // step (backbone) or slot (MTP)
+  int64_t index = 0;  // step (backbone) or slot (MTP)
   int64_t reference = 0, forge = 0;
   double reference_gap = 0;  // reference logit of its own argmax minus its logit of forge's argmax
   bool near_tie = false;
