@@ -68,7 +68,7 @@ FORGE_INLINE simd::V16 RoundBf16(simd::V16 v) {
 }
 
 // Affine 8-bit codes with bf16 scales into bf16, 16 codes at a time: q * scale rounded, + bias rounded.
-FORGE_HOT void Affine8Bf16(const uint8_t* codes, uint64_t g, float scale, float bias, uint16_t* out) {
+FORGE_INLINE void Affine8Bf16Lanes(const uint8_t* codes, uint64_t g, float scale, float bias, uint16_t* out) {
   for (uint64_t i = 0; i < g; i += simd::kLanes) {
     const simd::V16 q = __builtin_convertvector(simd::ByteLanes(codes + i), simd::V16);
     const simd::V16 v = RoundBf16(RoundBf16(q * scale) + bias);
@@ -78,14 +78,25 @@ FORGE_HOT void Affine8Bf16(const uint8_t* codes, uint64_t g, float scale, float 
 }
 
 // mxfp8 into bf16, 16 codes at a time: the (pre-rounded) element times the group's factor, rounded.
-FORGE_HOT void Mxfp8Bf16(const uint8_t* codes, uint64_t g, const float* element, float factor,
-                         uint16_t* out) {
+FORGE_INLINE void Mxfp8Bf16Lanes(const uint8_t* codes, uint64_t g, const float* element, float factor,
+                                 uint16_t* out) {
   for (uint64_t i = 0; i < g; i += simd::kLanes) {
     simd::V16 e;
     for (int j = 0; j < simd::kLanes; ++j) e[j] = element[codes[i + j]];
     const simd::H16 h = __builtin_convertvector(simd::Bits(RoundBf16(e * factor)) >> 16, simd::H16);
     std::memcpy(out + i, &h, sizeof h);
   }
+}
+
+// The cloned entry points take no vectors: clang checks the vector calling convention at every call inside
+// a target_clones function (its AVX2 clone may not pass 64-byte vectors), so the vector code lives in the
+// always-inlined bodies above, which it checks without target features, and is inlined into each clone.
+FORGE_HOT void Affine8Bf16(const uint8_t* codes, uint64_t g, float scale, float bias, uint16_t* out) {
+  Affine8Bf16Lanes(codes, g, scale, bias, out);
+}
+FORGE_HOT void Mxfp8Bf16(const uint8_t* codes, uint64_t g, const float* element, float factor,
+                         uint16_t* out) {
+  Mxfp8Bf16Lanes(codes, g, element, factor, out);
 }
 
 template <typename Out>
