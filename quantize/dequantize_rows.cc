@@ -1,11 +1,11 @@
 // DequantizeRows: the reference's arithmetic (codec.cc, MLX's CPU op graph) with the per-group work hoisted.
 // A group's scale, bias or shared factor is decoded once; when the group has at least as many elements as
-// there are codes (2- to 6-bit codes in groups of 16-128), the output bits of every code are computed once
-// into a table and each element is a lookup (4- and 2-bit codes unpacked a byte at a time; for mxfp4 and
-// nvfp4 the table of every scale byte is built once per process); 8-bit codes are computed per element,
-// affine with bf16 scales and mxfp8 into bf16 16 lanes at a time (mxfp8's element decode tabulated per
-// call). Same operations per code, so the same
-// bytes, NaN and infinity included (tests/quantize/dequantize_rows_test.cc holds it to the reference).
+// there are codes (2- to 6-bit affine codes in groups of 32-128), the output bits of every code are computed
+// once into a table and each element is a lookup (4- and 2-bit codes unpacked a byte at a time); for mxfp4
+// and nvfp4 the table of every scale byte, and mxfp8's element values, are built once per process; 8-bit
+// codes are computed per element, affine with bf16 scales and mxfp8 into bf16 16 lanes at a time. Same
+// operations per code, so the same bytes, NaN and infinity included (tests/quantize/dequantize_rows_test.cc
+// holds it to the reference).
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -38,6 +38,13 @@ struct F32Out {
 
 constexpr uint64_t kMaxGroup = 128;
 
+// The raw value of an fp mode's per-group scale byte: E4M3 for nvfp4, E8M0 (a power of two, 255 = infinity)
+// for mxfp4 / mxfp8.
+float SharedFactor(QuantMode mode, uint8_t s) {
+  if (mode == QuantMode::kNvfp4) return E4M3DecodeMlx(s);
+  return s == 255 ? INFINITY : std::ldexp(1.0f, static_cast<int>(s) - 127);
+}
+
 // The fp4 modes' value of (code, scale byte) in the output dtype: 256 x 16 entries, computed once per output
 // dtype with the reference's arithmetic, so a group costs one lookup per element.
 template <typename Out>
@@ -45,10 +52,7 @@ const typename Out::T* Fp4Values(QuantMode mode, DType out_dtype) {
   auto build = [out_dtype](QuantMode m) {
     std::vector<typename Out::T> t(256 * 16);
     for (uint32_t s = 0; s < 256; ++s) {
-      const float factor =
-          RoundTo(out_dtype, m == QuantMode::kNvfp4
-                                 ? E4M3DecodeMlx(static_cast<uint8_t>(s))
-                                 : (s == 255 ? INFINITY : std::ldexp(1.0f, static_cast<int>(s) - 127)));
+      const float factor = RoundTo(out_dtype, SharedFactor(m, static_cast<uint8_t>(s)));
       for (uint32_t q = 0; q < 16; ++q)
         t[s * 16 + q] = Out::Encode(RoundTo(out_dtype, RoundTo(out_dtype, kE2M1Table[q]) * factor));
     }
@@ -56,6 +60,22 @@ const typename Out::T* Fp4Values(QuantMode mode, DType out_dtype) {
   };
   static const std::vector<typename Out::T> mx = build(QuantMode::kMxfp4), nv = build(QuantMode::kNvfp4);
   return (mode == QuantMode::kNvfp4 ? nv : mx).data();
+}
+
+// mxfp8's element values rounded to the output dtype, once per output dtype.
+template <typename Out>
+const float* Fp8Elements(DType out_dtype) {
+  static const std::vector<float> t = [out_dtype] {
+    std::vector<float> v(256);
+    for (uint32_t q = 0; q < 256; ++q) v[q] = RoundTo(out_dtype, E4M3DecodeMlx(static_cast<uint8_t>(q)));
+    return v;
+  }();
+  return t.data();
+}
+
+// Codes looked up in a per-group table (no more codes than the group has elements), else one byte per code.
+bool Tabulated(const QuantParams& p) {
+  return p.bits < 8 && (1u << p.bits) <= static_cast<uint32_t>(p.group_size);
 }
 
 // bf16 rounding of 16 lanes, as F32ToBf16 (NaN kept quiet, else nearest even), returned widened.
@@ -106,14 +126,10 @@ void Run(const QuantParams& p, DType sdt, const uint8_t* packed, const uint8_t* 
   const int bits = p.bits;
   const uint64_t g = static_cast<uint64_t>(p.group_size), groups = k / g, row_bytes = k * bits / 8;
   const uint32_t levels = 1u << bits;
-  const bool tabulate = levels <= g;
+  const bool tabulate = Tabulated(p);
   const bool affine = p.mode == QuantMode::kAffine;
-  // mxfp8's element values rounded to the output dtype, once per call.
-  float fp8_element[256];
-  if (p.mode == QuantMode::kMxfp8) {
-    for (uint32_t q = 0; q < 256; ++q)
-      fp8_element[q] = RoundTo(out_dtype, E4M3DecodeMlx(static_cast<uint8_t>(q)));
-  }
+  const float* fp8_element = p.mode == QuantMode::kMxfp8 ? Fp8Elements<Out>(out_dtype) : nullptr;
+  const T* fp4_values = !affine && bits == 4 ? Fp4Values<Out>(p.mode, out_dtype) : nullptr;
   T table[256], buf[kMaxGroup];
   for (uint64_t r = 0; r < rows; ++r) {
     const uint8_t* row_in = packed + r * row_bytes;
@@ -123,21 +139,17 @@ void Run(const QuantParams& p, DType sdt, const uint8_t* packed, const uint8_t* 
       if (affine) {
         scale = LoadAsF32(sdt, scales, group_index);
         bias = LoadAsF32(sdt, biases, group_index);
-      } else {
-        const uint8_t s = scales[group_index];
-        factor = RoundTo(out_dtype, p.mode == QuantMode::kNvfp4
-                                        ? E4M3DecodeMlx(s)
-                                        : (s == 255 ? INFINITY : std::ldexp(1.0f, s - 127)));
+      } else if (fp8_element) {  // the fp4 modes' factors are inside their tables
+        factor = RoundTo(out_dtype, SharedFactor(p.mode, scales[group_index]));
       }
+      // Affine codes, or mxfp8's (the only fp mode not fully tabulated).
       auto value = [&](uint32_t q) -> float {
         if (affine) return RoundTo(sdt, RoundTo(sdt, static_cast<float>(q) * scale) + bias);
-        const float element =
-            p.mode == QuantMode::kMxfp8 ? fp8_element[q] : RoundTo(out_dtype, kE2M1Table[q]);
-        return RoundTo(out_dtype, element * factor);
+        return RoundTo(out_dtype, fp8_element[q] * factor);
       };
       const uint64_t first = gi * g;
-      if (!affine && bits == 4) {  // mxfp4 / nvfp4: the whole table is precomputed
-        const T* t = Fp4Values<Out>(p.mode, out_dtype) + 16 * scales[group_index];
+      if (fp4_values) {  // mxfp4 / nvfp4: the whole table is precomputed
+        const T* t = fp4_values + 16 * scales[group_index];
         const uint8_t* b = row_in + first / 2;
         for (uint64_t i = 0; i < g / 2; ++i) {
           buf[2 * i] = t[b[i] & 15];
@@ -181,10 +193,9 @@ void Run(const QuantParams& p, DType sdt, const uint8_t* packed, const uint8_t* 
 
 void DequantizeRows(const QuantParams& p, DType scales_dtype, const uint8_t* packed, const uint8_t* scales,
                     const uint8_t* biases, uint64_t rows, uint64_t k, DType out_dtype, uint8_t* out) {
-  // Tabulated (codes <= group elements) or one byte per code; anything else (6-bit codes in groups of 32)
-  // gains nothing from either and takes the reference.
-  const bool tabulate = p.bits < 8 && (1u << p.bits) <= static_cast<uint32_t>(p.group_size);
-  if (static_cast<uint64_t>(p.group_size) > kMaxGroup || !(tabulate || p.bits == 8)) {
+  // Tabulated or one byte per code; anything else (6-bit codes in groups of 32) gains nothing from either
+  // and takes the reference.
+  if (static_cast<uint64_t>(p.group_size) > kMaxGroup || !(Tabulated(p) || p.bits == 8)) {
     return DequantizeRowsReference(p, scales_dtype, packed, scales, biases, rows, k, out_dtype, out);
   }
   switch (out_dtype) {
