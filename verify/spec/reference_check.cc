@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <limits>
 
-#include "forge/base/float_access.h"
 #include "forge/base/fs_util.h"
 #include "forge/base/json_text.h"
+#include "forge/base/simd16.h"
 #include "forge/st/reader.h"
 #include "verify/model/kernels.h"
 
@@ -24,9 +24,9 @@ struct RefMatrix {
   int64_t rows() const { return info ? static_cast<int64_t>(info->shape[0]) : 0; }
   void Row(int64_t r, int64_t width, std::vector<float>& out) const {
     out.resize(static_cast<size_t>(width));
-    const uint8_t* d = file->Data(*info);
-    const uint64_t base = static_cast<uint64_t>(r) * static_cast<uint64_t>(width);
-    for (int64_t j = 0; j < width; ++j) out[static_cast<size_t>(j)] = LoadAsF32(info->dtype, d, base + j);
+    const uint64_t bytes = static_cast<uint64_t>(DTypeBits(info->dtype)) / 8;
+    simd::WidenToF32(info->dtype, file->Data(*info) + static_cast<uint64_t>(r) * width * bytes, width,
+                     out.data());
   }
 };
 
