@@ -66,13 +66,9 @@ TEST(Hostile, AllowOverflowStoresInfinity) {
   const std::string src = t.Sub("src"), out = t.Sub("out");
   CopyTree(FixturePath("dense-vlm-hf"), src);
   const std::string tensor = "model.language_model.layers.0.mlp.up_proj.weight";
-  std::string bytes = ReadFile(src + "/model.safetensors");
-  uint64_t n = 0;
-  std::memcpy(&n, bytes.data(), 8);
-  const uint64_t at =
-      8 + n + nlohmann::json::parse(bytes.substr(8, n))[tensor]["data_offsets"][0].get<uint64_t>();
-  bytes[at] = '\x89', bytes[at + 1] = '\x47';  // bf16 70144
-  WriteFile(src + "/model.safetensors", bytes);
+  PatchTensor(src + "/model.safetensors", tensor, [](uint8_t* d, uint64_t, const std::vector<int64_t>&) {
+    d[0] = 0x89, d[1] = 0x47;  // bf16 70144
+  });
   ASSERT_EQ(RunForge("convert -q --src " + src + " --out " + t.Sub("refused") + " --dtype f16").exit_code, 1);
   auto r = RunForge("convert -q --src " + src + " --out " + out + " --dtype f16 --allow-overflow");
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -85,10 +85,9 @@ void EditConfig(const std::string& dir, const std::function<void(nlohmann::json&
 
 // Sets element `index` of a bf16 tensor in DIR/model.safetensors to the raw bits `value`.
 void PokeBf16(const std::string& dir, const std::string& tensor, uint64_t index, uint16_t value) {
-  Shard s = Shard::Read(dir + "/model.safetensors");
-  const uint64_t at = s.Json()[tensor]["data_offsets"][0].get<uint64_t>() + 2 * index;
-  s.data[at] = static_cast<char>(value & 0xff), s.data[at + 1] = static_cast<char>(value >> 8);
-  s.Write(dir + "/model.safetensors");
+  PatchTensor(dir + "/model.safetensors", tensor, [&](uint8_t* d, uint64_t, const std::vector<int64_t>&) {
+    d[2 * index] = static_cast<uint8_t>(value & 0xff), d[2 * index + 1] = static_cast<uint8_t>(value >> 8);
+  });
 }
 
 // JSON text nested `depth` levels deep: {"a":{"a":...1...}}.
@@ -268,12 +267,7 @@ std::vector<Case> Corpus() {
        {"config.json", "disagree", "gate_proj.weight", "[96, 64]"}},
       {"NaN in a tensor to quantize",
        "dense-vlm-hf",
-       [](const std::string& d) {
-         Shard s = Shard::Read(d + "/model.safetensors");
-         const uint64_t at = s.Json()[kUp]["data_offsets"][0].get<uint64_t>() + 10;
-         s.data[at] = '\xc0', s.data[at + 1] = '\x7f';  // bf16 quiet NaN
-         s.Write(d + "/model.safetensors");
-       },
+       [](const std::string& d) { PokeBf16(d, kUp, 5, 0x7fc0); },  // bf16 quiet NaN
        kQuantize,
        1,
        {model, "layers.0.mlp.up_proj.weight", "nan"}},

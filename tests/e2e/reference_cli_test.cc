@@ -17,20 +17,6 @@ nlohmann::json Json(const CommandResult& r) { return nlohmann::json::parse(r.out
 
 std::string Ref(const std::string& name) { return FixturePath("references/" + name + ".tokens.json"); }
 
-// Rewrites one tensor's bytes in place (a copy of a fixture): fn(data, bytes, shape).
-template <typename Fn>
-void PatchTensor(const std::string& file, const std::string& tensor, Fn fn) {
-  std::string bytes = ReadFile(file);
-  uint64_t n = 0;
-  std::memcpy(&n, bytes.data(), 8);
-  const auto h = nlohmann::json::parse(bytes.substr(8, n));
-  ASSERT_TRUE(h.contains(tensor)) << tensor;
-  const uint64_t begin = h[tensor]["data_offsets"][0], end = h[tensor]["data_offsets"][1];
-  fn(reinterpret_cast<uint8_t*>(bytes.data() + 8 + n + begin), end - begin,
-     h[tensor]["shape"].get<std::vector<int64_t>>());
-  WriteFile(file, bytes);
-}
-
 TEST(ReferenceCli, EveryHfFixtureReproducesTransformers) {
   for (const char* name : {"dense-vlm-hf", "dense-text-hf", "moe-vlm-hf", "trained-vlm-hf"}) {
     auto r =
@@ -81,7 +67,7 @@ TEST(ReferenceCli, CatchesTheMtpConcatInTheWrongOrder) {
   TempDir dir;
   CopyTree(FixturePath("dense-vlm-hf"), dir.Sub("m"));
   PatchTensor(dir.Sub("m/model.safetensors"), "mtp.fc.weight",
-              [](uint8_t* d, uint64_t, std::vector<int64_t> s) {
+              [](uint8_t* d, uint64_t, const std::vector<int64_t>& s) {
                 const int64_t rows = s[0], cols = s[1], half = cols / 2;
                 for (int64_t r = 0; r < rows; ++r) {
                   uint16_t* row = reinterpret_cast<uint16_t*>(d) + r * cols;
@@ -104,15 +90,17 @@ TEST(ReferenceCli, CatchesGateAndUpSwapped) {
   CopyTree(FixturePath("dense-text-hf"), dir.Sub("m"));
   const std::string f = dir.Sub("m/model.safetensors");
   std::string gate, up;
-  PatchTensor(f, "model.layers.0.mlp.gate_proj.weight", [&](uint8_t* d, uint64_t n, std::vector<int64_t>) {
-    gate.assign(reinterpret_cast<char*>(d), n);
-  });
-  PatchTensor(f, "model.layers.0.mlp.up_proj.weight", [&](uint8_t* d, uint64_t n, std::vector<int64_t>) {
-    up.assign(reinterpret_cast<char*>(d), n);
-    std::memcpy(d, gate.data(), n);
-  });
   PatchTensor(f, "model.layers.0.mlp.gate_proj.weight",
-              [&](uint8_t* d, uint64_t n, std::vector<int64_t>) { std::memcpy(d, up.data(), n); });
+              [&](uint8_t* d, uint64_t n, const std::vector<int64_t>&) {
+                gate.assign(reinterpret_cast<char*>(d), n);
+              });
+  PatchTensor(f, "model.layers.0.mlp.up_proj.weight",
+              [&](uint8_t* d, uint64_t n, const std::vector<int64_t>&) {
+                up.assign(reinterpret_cast<char*>(d), n);
+                std::memcpy(d, gate.data(), n);
+              });
+  PatchTensor(f, "model.layers.0.mlp.gate_proj.weight",
+              [&](uint8_t* d, uint64_t n, const std::vector<int64_t>&) { std::memcpy(d, up.data(), n); });
   auto r = RunForge("verify --json --reference " + Ref("dense-text-hf") + " --model " + dir.Sub("m"));
   EXPECT_EQ(r.exit_code, 5) << r.err;
   EXPECT_FALSE(Json(r)["steps"]["ok"].get<bool>());

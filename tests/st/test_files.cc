@@ -1,10 +1,13 @@
 #include "tests/st/test_files.h"
 
+#include <gtest/gtest.h>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -34,6 +37,19 @@ std::string SafetensorsBytes(const std::string& header_json, uint64_t data_bytes
   out += header_json;
   out.append(data_bytes, '\x01');
   return out;
+}
+
+void PatchTensor(const std::string& file, const std::string& tensor,
+                 const std::function<void(uint8_t* data, uint64_t bytes, const std::vector<int64_t>& shape)>& edit) {
+  std::string bytes = ReadFile(file);
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  const auto h = nlohmann::json::parse(bytes.substr(8, n));
+  ASSERT_TRUE(h.contains(tensor)) << file << ": no tensor " << tensor;
+  const uint64_t begin = h[tensor]["data_offsets"][0], end = h[tensor]["data_offsets"][1];
+  edit(reinterpret_cast<uint8_t*>(bytes.data() + 8 + n + begin), end - begin,
+       h[tensor]["shape"].get<std::vector<int64_t>>());
+  WriteFile(file, bytes);
 }
 
 void WriteFile(const std::string& path, const std::string& bytes) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,9 @@ std::string ReadFile(const std::string& path);
 // Empty when equal, else where the two files first differ (never dumps binary into test output).
 std::string FirstDifference(const std::string& path_a, const std::string& path_b);
 void CopyTree(const std::string& from, const std::string& to);
+// Rewrites one tensor's bytes in place in a safetensors file (a copy of a fixture): edit(data, bytes, shape).
+void PatchTensor(const std::string& file, const std::string& tensor,
+                 const std::function<void(uint8_t* data, uint64_t bytes, const std::vector<int64_t>& shape)>& edit);
 nlohmann::json ReadJson(const std::string& path);
 void WriteJson(const std::string& path, const nlohmann::json& j);
 
