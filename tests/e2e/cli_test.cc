@@ -81,13 +81,6 @@ TEST(Cli, ReshardWritesAtomicallyAndRefusesToOverwrite) {
   EXPECT_FALSE(std::filesystem::exists(t.Sub("never")));
 }
 
-}  // namespace
-}  // namespace forge
-
-namespace forge {
-namespace {
-using namespace testing;
-
 TEST(CliConvert, DryRunJsonDescribesThePlanAndWritesNothing) {
   TempDir t;
   auto r = RunForge("convert --dry-run --json --src " + FixturePath("moe-vlm-hf") + " --out " + t.Sub("out"));
@@ -123,13 +116,6 @@ TEST(CliConvert, WritesMlxThatInspectCallsReadyAndRefusesMixed) {
   EXPECT_EQ(RunForge("convert --dtype f8 --src a --out b").exit_code, 64);
 }
 
-}  // namespace
-}  // namespace forge
-
-namespace forge {
-namespace {
-using namespace testing;
-
 TEST(CliQuantize, RulesFollowCommandLineOrderAndReportFidelity) {
   TempDir t;
   const std::string src = FixturePath("dense-vlm-hf");
@@ -161,13 +147,6 @@ TEST(CliQuantize, DryRunJsonAndUsageErrors) {
   EXPECT_EQ(RunForge("quantize --override nonsense --src " + FixturePath("dense-vlm-hf") + " --out " + t.Sub("y")).exit_code, 64);
   EXPECT_EQ(RunForge("dequantize --src " + FixturePath("dense-vlm-hf") + " --out " + t.Sub("z")).exit_code, 2);
 }
-
-}  // namespace
-}  // namespace forge
-
-namespace forge {
-namespace {
-using namespace testing;
 
 TEST(CliGraft, GraftVerifyAndRefusals) {
   TempDir t;
@@ -211,13 +190,6 @@ TEST(CliGraft, GraftVerifyAndRefusals) {
   EXPECT_EQ(RunForge("fix-config --src " + FixturePath("moe-vlm-hf") + " --out " + t.Sub("n")).exit_code, 2);
 }
 
-}  // namespace
-}  // namespace forge
-
-namespace forge {
-namespace {
-using namespace testing;
-
 // The spelling of the norm convention is the specification's, `zero_centered`, in every JSON value and
 // text line; --fix-norms reads the British spelling too, with the same result.
 TEST(Cli, NormConventionIsSpelledZeroCentered) {
@@ -247,13 +219,6 @@ TEST(Cli, NormConventionIsSpelledZeroCentered) {
   }
   EXPECT_TRUE(outputs[0] == outputs[1]);
 }
-
-}  // namespace
-}  // namespace forge
-
-namespace forge {
-namespace {
-using namespace testing;
 
 // "--out newdir/" names newdir (a trailing slash once made the parent "newdir" itself, which did not exist).
 TEST(Cli, OutputWithATrailingSlash) {
