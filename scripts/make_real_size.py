@@ -28,6 +28,7 @@ Usage: python3 scripts/make_real_size.py WORK [--models a,b] [--tiny]
 """
 import argparse
 import gzip
+import inspect
 import json
 import os
 import random
@@ -102,10 +103,7 @@ def set_implementations(cfg):
     for c in (cfg, getattr(cfg, "text_config", None), getattr(cfg, "vision_config", None)):
         if c is not None:
             c._attn_implementation = "eager"
-            try:
-                c._experts_implementation = "eager"
-            except Exception:
-                pass
+            c._experts_implementation = "eager"
 
 
 def zero_centered(name, p):
@@ -229,7 +227,6 @@ def mtp_logits(model, head, ids, hidden):
         pos = torch.arange(T, device=dev).view(1, 1, T).expand(3, 1, T)
         cos_sin = lm.rotary_emb(u[None], pos)
         mask = torch.full((T, T), float("-inf"), device=dev).triu(1)[None, None]
-        import inspect
         layer = head.layers[0]
         kw = dict(position_embeddings=cos_sin, attention_mask=mask)
         if "position_ids" in inspect.signature(layer.forward).parameters:
