@@ -2,15 +2,37 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 #include "forge/base/signals.h"
 
 namespace forge {
+
+namespace {
+
+// The soft descriptor limit raised to the hard one, less a reserve for outputs, sockets and the like.
+int DescriptorsToKeep() {
+  static const int limit = [] {
+    struct rlimit r {};
+    if (::getrlimit(RLIMIT_NOFILE, &r) != 0) return 256;
+    if (r.rlim_cur < r.rlim_max) {
+      r.rlim_cur = r.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &r);
+      ::getrlimit(RLIMIT_NOFILE, &r);
+    }
+    const rlim_t cur = r.rlim_cur == RLIM_INFINITY ? (1u << 20) : r.rlim_cur;
+    return static_cast<int>(std::min<rlim_t>(cur, 1u << 20) * 3 / 4);
+  }();
+  return limit;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -33,13 +55,39 @@ Result<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
     f->data_ = static_cast<const uint8_t*>(p);
     f->signal_slot_ = RegisterMapping(p, f->size_, f->path_.c_str());
   }
-  ::close(fd);  // the mapping keeps the file alive
+  // Descriptors are kept while they are plentiful: a checkpoint of tens of thousands of shards must still
+  // open, its later files then read through the mapping instead.
+  if (fd < DescriptorsToKeep()) {
+    f->fd_ = fd;
+  } else {
+    ::close(fd);
+  }
   return f;
 }
 
 MappedFile::~MappedFile() {
   UnregisterMapping(signal_slot_);
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status MappedFile::ReadAt(uint64_t offset, void* dst, uint64_t n) const {
+  if (offset > size_ || n > size_ - offset) return Status::Invalid("read past the end of the file", path_);
+  if (fd_ < 0) {  // no descriptor kept: the mapping (a truncated file then raises SIGBUS, see signals.h)
+    if (n) std::memcpy(dst, data_ + offset, n);
+    return Status();
+  }
+  auto* out = static_cast<uint8_t*>(dst);
+  while (n > 0) {
+    const ssize_t r = ::pread(fd_, out, n, static_cast<off_t>(offset));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Status::Invalid(std::string("read failed: ") + std::strerror(errno), path_);
+    if (r == 0) return Status::Invalid("the file shrank while forge read it (another process truncated or rewrote it)", path_);
+    out += r;
+    n -= static_cast<uint64_t>(r);
+    offset += static_cast<uint64_t>(r);
+  }
+  return Status();
 }
 
 void MappedFile::Release(uint64_t offset, uint64_t length) const {

@@ -1,6 +1,8 @@
 // A read-only memory map of a whole file. Pages are only read when touched; Release() hands consumed
 // ranges back to the kernel so that streaming over a large checkpoint does not grow resident memory.
-// Thread-safe for concurrent reads and Release() calls.
+// The descriptor stays open for ReadAt(): streaming a range through a small buffer with pread is 2-3x
+// faster than handing the mapping to pwrite (no page faults or TLB misses on the mapping, and the copy's
+// source stays in cache). Thread-safe for concurrent reads and Release() calls.
 #pragma once
 
 #include <cstddef>
@@ -26,11 +28,16 @@ class MappedFile {
   // Drops resident pages of [offset, offset + length) (page-aligned inward); a hint, never fails.
   void Release(uint64_t offset, uint64_t length) const;
 
+  // Reads exactly n bytes at offset through the descriptor. Fails when the file no longer holds them
+  // (truncated by another process: the mapping would raise SIGBUS there).
+  Status ReadAt(uint64_t offset, void* dst, uint64_t n) const;
+
  private:
   MappedFile() = default;
   std::string path_;
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
+  int fd_ = -1;
   int signal_slot_ = -1;  // its entry in the SIGBUS handler's table (signals.h)
 };
 

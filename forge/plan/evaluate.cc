@@ -112,6 +112,10 @@ Result<Tensor> CustomOp::Apply(const std::vector<Tensor>& /*inputs*/, const Tens
   return Status::Invalid("plan: custom operation " + Describe() + " has no Apply");
 }
 
+Result<Tensor> CustomOp::RunRange(const Expr& /*self*/, uint64_t /*begin*/, uint64_t /*end*/) const {
+  return Status::Invalid("plan: custom operation " + Describe() + " has no RunRange");
+}
+
 Result<Tensor> CustomOp::Run(const Expr& self) const {
   std::vector<Tensor> in;
   for (const auto& child : self.inputs) {

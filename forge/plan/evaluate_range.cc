@@ -74,7 +74,7 @@ uint64_t SplitGranule(const Expr& e) {
       const uint64_t g = SplitGranule(*e.inputs[0]), inner = BlockFrom(e.meta.shape, 1);
       return g != 0 && inner % g == 0 ? inner : 0;
     }
-    case OpKind::kCustom: return 0;
+    case OpKind::kCustom: return e.custom->RangeGranule(e.meta);
   }
   return 0;
 }
@@ -168,7 +168,11 @@ Result<Tensor> EvaluateRange(const Expr& e, uint64_t begin, uint64_t end, std::v
       out.meta = {dt, {n}};
       return out;
     }
-    case OpKind::kCustom: break;
+    case OpKind::kCustom: {
+      FORGE_ASSIGN_OR_RETURN(Tensor t, e.custom->RunRange(e, begin, end));
+      t.meta = {dt, {n}};
+      return t;
+    }
   }
   return Whole(e, begin, end, read);
 }

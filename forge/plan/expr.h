@@ -47,6 +47,11 @@ class CustomOp {
   // parts one after another (wherever the file layout puts them), so a computation's results live only
   // until all its parts are written.
   virtual const void* SharedComputation() const { return nullptr; }
+  // Ops whose output splits into element ranges return the granule (a range starts and ends on multiples
+  // of it, or at the end) and compute ranges in RunRange; 0: the output exists only whole. The writer
+  // then computes such an output a few hundred KB at a time and writes each range while it is in cache.
+  virtual uint64_t RangeGranule(const TensorMeta& /*out*/) const { return 0; }
+  virtual Result<Tensor> RunRange(const Expr& self, uint64_t begin, uint64_t end) const;
 };
 
 enum class OpKind { kSource, kCast, kMoveAxis, kReshape, kStack, kConcat, kSlice, kAddConstant, kCustom };

@@ -24,6 +24,8 @@ class SafetensorsFile {
   // Hands the tensor's pages back to the kernel once consumed (keeps RSS flat while streaming).
   void Release(const TensorInfo& t) const { map_->Release(header_.data_start + t.begin, t.nbytes()); }
   void ReleaseRange(uint64_t file_offset, uint64_t length) const { map_->Release(file_offset, length); }
+  // Copies n bytes at a file offset (MappedFile::ReadAt): for streaming through a small buffer.
+  Status ReadRange(uint64_t file_offset, void* dst, uint64_t n) const { return map_->ReadAt(file_offset, dst, n); }
 
  private:
   std::unique_ptr<MappedFile> map_;
