@@ -3,7 +3,9 @@
 // Design goals: memory bounded by a few tensors in flight (a byte budget, not the model size); every core
 // busy; large sequential writes at offsets known from the headers (pwrite), so tensors complete in any
 // order; output deterministic (same plan, same bytes); crash safe (StagedDir: temp sibling, fsync,
-// rename). Plain copies stream from the source mapping in chunks whose pages are released after use.
+// rename). Plain copies stream through a small buffer by pread (faster than pwrite from the mapping), and
+// computed tensors that split are evaluated and written a write call's worth at a time while in cache;
+// the writes to one file take turns (ext4 serializes them anyway, and waiting threads would spin).
 // Non-goals: knowing about Qwen (the plan says what to write), modifying sources.
 #pragma once
 
