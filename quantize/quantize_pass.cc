@@ -113,27 +113,25 @@ class ModuleJob {
     if (!finished_) Finish();
     if (part_taken_[part]) return Status::Invalid("quantized part requested twice", {}, name_);
     part_taken_[part] = true;
-    AllocateWholeParts();
+    AllocateWholeParts();  // a module without rows computed no block
     return std::move(parts_[part]);  // it lives on only in the writer's hands
   }
 
  private:
   static constexpr uint8_t kUnclaimed = 0, kClaimed = 1, kRecorded = 2;
 
-  // Under mu_ or before any block: the scales and biases buffers (a module without rows has none yet).
+  // The scales and biases buffers, once, on first need (a plan holds every module's job: allocating in
+  // the constructor would hold the whole model's scales at once).
   void AllocateWholeParts() {
-    for (int part = 1; part < parts(); ++part) {
-      if (!parts_[part].owned) parts_[part] = plan::Tensor::Allocate(PartMeta(part));
-    }
+    std::call_once(parts_allocated_, [&] {
+      for (int part = 1; part < parts(); ++part) parts_[part] = plan::Tensor::Allocate(PartMeta(part));
+    });
   }
 
   // Block b's codes into `codes` (null: discarded). The first to claim the block also records its scales,
   // biases and fidelity; a later request (a sampled range, say) recomputes the same codes.
   Status ComputeBlock(size_t b, uint8_t* codes) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      AllocateWholeParts();
-    }
+    AllocateWholeParts();
     uint8_t expected = kUnclaimed;
     const bool record = state_[b].compare_exchange_strong(expected, kClaimed);
     Status st = RunBlock(b, codes, record);
@@ -183,9 +181,11 @@ class ModuleJob {
       if (parts() == 3) biases = parts_[2].mutable_data() + r0 * groups * scale_bytes;
     } else {
       scales_scratch.resize(rows * groups * scale_bytes);
-      biases_scratch.resize(rows * groups * scale_bytes);
       scales = scales_scratch.data();
-      if (parts() == 3) biases = biases_scratch.data();
+      if (parts() == 3) {
+        biases_scratch.resize(rows * groups * scale_bytes);
+        biases = biases_scratch.data();
+      }
     }
     QuantizeRows(p_, rules_, dt, in.data, rows, k_, codes, scales, biases);
     if (record && fidelity_) {
@@ -219,6 +219,7 @@ class ModuleJob {
   uint64_t k_ = 0, rows_ = 0, packed_row_ = 0, block_rows_ = 1;
   std::vector<std::atomic<uint8_t>> state_;      // per block: unclaimed, claimed, recorded
   std::vector<FidelityAccumulator> block_fidelity_;  // per block, written by the thread that recorded it
+  std::once_flag parts_allocated_;
   std::mutex mu_;
   std::condition_variable cv_;
   size_t recorded_ = 0, failed_block_ = 0;

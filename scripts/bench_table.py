@@ -87,8 +87,6 @@ for r in of("dequantize"):
     out = int(open(os.path.join(work, "deq-bytes")).read())
     print(f"| {r['label']} | {r['secs']:.1f} s, {out / 1e9:.2f} GB out = {out / 1e9 / r['secs']:.2f} GB/s "
           f"({out / 1e9 / max(r['user'], 1e-3):.2f} GB per user CPU s), peak RSS {r['rss_mb']:.0f} MB |")
-for r in of("graft", "graft --link"):
-    print(f"| graft --link | {r['secs']:.1f} s, peak RSS {r['rss_mb']:.0f} MB |")
 curve = {}
 for r in of("threads"):
     m = re.match(r"(.*) --threads (\d+)", r["label"])

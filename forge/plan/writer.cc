@@ -61,7 +61,7 @@ constexpr uint64_t kWriteCallBytes = 256u << 10;
 
 Status PwriteAll(int fd, const uint8_t* data, uint64_t n, uint64_t offset, const std::string& path) {
   while (n > 0) {
-    ssize_t w = ::pwrite(fd, data, std::min(n, kWriteCallBytes), static_cast<off_t>(offset));
+    ssize_t w = ::pwrite(fd, data, n, static_cast<off_t>(offset));
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EFAULT) return Status::Invalid(kSourceShrank);  // the caller names the source
