@@ -135,7 +135,11 @@ Result<StagedDir> StagedDir::Create(const std::string& final_path, bool force, c
   d.final_ = fin.string();
   d.force_ = force;
   d.lock_path_ = (parent / (hidden + ".forge-lock")).string();
-  FORGE_ASSIGN_OR_RETURN(d.lock_fd_, TakeLock(d.lock_path_, d.final_));
+  {
+    DeferTerminationSignals defer;  // the lock file is created and registered with no signal between
+    FORGE_ASSIGN_OR_RETURN(d.lock_fd_, TakeLock(d.lock_path_, d.final_));
+    d.signal_slot_ = RegisterStaging(d.lock_path_);
+  }
   RecoverAndRemoveStale(parent, hidden, fin);
   if (fs::exists(fs::symlink_status(fin, ec)) && !force) {
     return Status::Invalid("output already exists (use --force to replace it)", final_path);
@@ -143,15 +147,18 @@ Result<StagedDir> StagedDir::Create(const std::string& final_path, bool force, c
   std::string tmpl = (parent / (hidden + ".forge-tmp-XXXXXX")).string();
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
-  if (::mkdtemp(buf.data()) == nullptr) {
-    return Status::Invalid("cannot create temporary directory: " + Errno(), tmpl);
+  {
+    DeferTerminationSignals defer;
+    if (::mkdtemp(buf.data()) == nullptr) {
+      return Status::Invalid("cannot create temporary directory: " + Errno(), tmpl);
+    }
+    d.temp_ = buf.data();
+    SetStagingDir(d.signal_slot_, d.temp_);
   }
-  d.temp_ = buf.data();
   // mkdtemp makes the directory 0700; the output gets what any new directory would (0777 minus umask).
   const mode_t mask = ::umask(0);
   ::umask(mask);
   (void)::chmod(d.temp_.c_str(), 0777 & ~mask);
-  d.signal_slot_ = RegisterStaging(d.temp_, d.lock_path_);
   return d;
 }
 
@@ -165,6 +172,7 @@ StagedDir::StagedDir(StagedDir&& other) noexcept
 
 StagedDir::~StagedDir() {
   if (!committed_ && !temp_.empty()) RemoveTree(temp_);
+  DeferTerminationSignals defer;  // the lock is removed and unregistered with no signal between
   UnregisterStaging(signal_slot_);
   Unlock();
 }
@@ -211,9 +219,12 @@ Status StagedDir::Commit() {
     }
     committed_ = true;
   }
-  UnregisterStaging(signal_slot_);
-  signal_slot_ = -1;
-  Unlock();
+  {
+    DeferTerminationSignals defer;
+    UnregisterStaging(signal_slot_);
+    signal_slot_ = -1;
+    Unlock();
+  }
   return FsyncPath(fs::path(final_).parent_path().string());
 }
 

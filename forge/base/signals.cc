@@ -34,6 +34,11 @@ struct MappingSlot {
 MappingSlot g_mappings[kMappingSlots];  // zero-initialized: no memory until used
 std::atomic<int> g_mapping_hint{0};
 
+// Low 16 bits: DeferTerminationSignals sections open; above them, a signal that arrived meanwhile. One
+// word, so a section closing on one thread never misses a signal noted by the handler on another.
+std::atomic<uint32_t> g_deferral{0};
+constexpr uint32_t kSectionMask = 0xffff;
+
 void WriteAll(const char* s) {
   size_t n = std::strlen(s);
   while (n > 0) {
@@ -110,7 +115,7 @@ void AbortStaging() {
   for (auto& s : g_staging) {
     int expected = kWriting;
     if (s.state.compare_exchange_strong(expected, kAborting)) {
-      RemoveTreeForSignal(s.dir);
+      if (s.dir[0] != '\0') RemoveTreeForSignal(s.dir);
       if (s.lock[0] != '\0') ::unlink(s.lock);
     } else if (expected == kCommitting && s.lock[0] != '\0') {
       ::unlink(s.lock);  // the commit is left alone; the lock ends with this process either way
@@ -131,7 +136,18 @@ const char* SignalName(int sig) {
   }
 }
 
+// True when a section is open: the signal is noted for the last section to raise again.
+bool Deferred(int sig) {
+  uint32_t word = g_deferral.load();
+  while ((word & kSectionMask) != 0) {
+    const uint32_t noted = (word & kSectionMask) | (static_cast<uint32_t>(sig) << 16);
+    if (g_deferral.compare_exchange_weak(word, noted)) return true;
+  }
+  return false;
+}
+
 void OnTerminate(int sig) {
+  if (Deferred(sig)) return;
   AbortStaging();
   WriteAll("forge: interrupted by ");
   WriteAll(SignalName(sig));
@@ -187,16 +203,34 @@ void InstallSignalHandlers() {
   ::sigaction(SIGBUS, &bus, nullptr);
 }
 
-int RegisterStaging(const std::string& staging_dir, const std::string& lock_file) {
+DeferTerminationSignals::DeferTerminationSignals() { g_deferral.fetch_add(1); }
+
+DeferTerminationSignals::~DeferTerminationSignals() {
+  uint32_t word = g_deferral.load();
+  for (;;) {
+    uint32_t next = word - 1;
+    const int noted = static_cast<int>(next >> 16);
+    if ((next & kSectionMask) == 0) next = 0;  // the last section takes the noted signal with it
+    if (!g_deferral.compare_exchange_weak(word, next)) continue;
+    if ((word & kSectionMask) == 1 && noted != 0) ::raise(noted);  // the handler runs now, on this thread
+    return;
+  }
+}
+
+int RegisterStaging(const std::string& lock_file) {
   for (int i = 0; i < kStagingSlots; ++i) {
     int expected = kFree;
     if (!g_staging[i].state.compare_exchange_strong(expected, kClaimed)) continue;
-    CopyPath(g_staging[i].dir, staging_dir);
+    g_staging[i].dir[0] = '\0';
     CopyPath(g_staging[i].lock, lock_file);
     g_staging[i].state.store(kWriting, std::memory_order_release);
     return i;
   }
   return -1;
+}
+
+void SetStagingDir(int slot, const std::string& staging_dir) {
+  if (slot >= 0) CopyPath(g_staging[slot].dir, staging_dir);
 }
 
 bool BeginCommit(int slot) {

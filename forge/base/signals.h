@@ -16,9 +16,23 @@ namespace forge {
 
 void InstallSignalHandlers();
 
-// A staging directory (and its lock file) that a signal must remove. Returns a slot, or -1 when the
-// table is full (then nothing is removed by a signal; the next run still cleans up).
-int RegisterStaging(const std::string& staging_dir, const std::string& lock_file);
+// While one of these lives (on any thread), SIGINT/SIGTERM/SIGHUP wait: the handler notes the signal and
+// returns, and the last section to close raises it again. A lock file created but not yet registered, or
+// unregistered but not yet removed, would otherwise outlive a signal that lands between the two steps.
+class DeferTerminationSignals {
+ public:
+  DeferTerminationSignals();
+  ~DeferTerminationSignals();
+  DeferTerminationSignals(const DeferTerminationSignals&) = delete;
+  DeferTerminationSignals& operator=(const DeferTerminationSignals&) = delete;
+};
+
+// A lock file (and later its staging directory) that a signal must remove. Returns a slot, or -1 when the
+// table is full (then nothing is removed by a signal; the next run still cleans up). Register, set the
+// directory and unregister inside a DeferTerminationSignals section, together with creating the lock or
+// directory (or removing the lock), so no signal falls between the two.
+int RegisterStaging(const std::string& lock_file);
+void SetStagingDir(int slot, const std::string& staging_dir);
 // writing -> committing; false when a signal is already aborting the process (then do not commit).
 bool BeginCommit(int slot);
 void UnregisterStaging(int slot);

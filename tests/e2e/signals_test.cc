@@ -113,6 +113,36 @@ TEST(Signals, InterruptedWritesLeaveNoStagingAndNoLock) {
   std::printf("interrupted %d of 18 runs\n", interrupted);
 }
 
+// The moments a random signal rarely hits: the lock file just created (not yet known to the handler) and
+// the staging directory just made. Signalled the instant the lock file appears, nothing may be left.
+TEST(Signals, ASignalAsTheLockAppearsLeavesNoLock) {
+  TempDir t, logs;
+  const std::string src = MakeSource(t, 4, false), out = t.Sub("out"), err = logs.Sub("err");
+  const std::string lock = t.Sub(".out.forge-lock");
+  int interrupted = 0;
+  for (int round = 0; round < 24; ++round) {
+    const int sig = std::vector<int>{SIGINT, SIGTERM, SIGHUP}[round % 3];
+    const pid_t pid = Spawn({"reshard", "--src", src, "--out", out}, err);
+    // Spins rather than sleeps: the window is microseconds wide.
+    for (int spin = 0; spin < 50'000'000 && !fs::exists(lock); ++spin) {
+    }
+    if (round % 2 == 1) {  // every other round a little later: around the staging directory's creation
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(30 * round);
+      while (std::chrono::steady_clock::now() < until) {
+      }
+    }
+    ::kill(pid, sig);
+    const int code = Wait(pid);
+    if (code == -sig) ++interrupted;
+    else ASSERT_EQ(code, 0) << ReadFile(err);
+    if (fs::exists(out)) fs::remove_all(out);
+    const auto left = Leftovers(t.path(), {"src"});
+    EXPECT_TRUE(left.empty()) << "round " << round << " (signal " << sig << "): left " << left.front();
+    for (const auto& l : left) fs::remove_all(t.Sub(l));
+  }
+  EXPECT_GT(interrupted, 0);
+}
+
 // Another process truncates the source while forge maps and reads it: the kernel delivers SIGBUS on the
 // first page past the new end. forge must say which file, exit 1 and leave nothing.
 TEST(Signals, ASourceShrunkWhileReadIsOneLineNamingTheFile) {
