@@ -1,6 +1,9 @@
 #include "graft/head_surgery.h"
 
 #include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -18,6 +21,19 @@ namespace {
 bool IsMtp(const std::string& name) { return SplitTensorName(name).part == ModelPart::kMtp; }
 
 nlohmann::json& TextConfig(nlohmann::json& cfg, bool nested) { return nested ? cfg["text_config"] : cfg; }
+
+// A carried file's bytes, as the writer copies and proves them, hashed for the manifest on the way.
+class ManifestSink : public plan::CarriedBytesSink {
+ public:
+  explicit ManifestSink(std::string src_path) : src_path_(std::move(src_path)) {}
+  void Update(const uint8_t* data, uint64_t n) override { digest_.Update(data, n); }
+  const std::string& src_path() const { return src_path_; }
+  verify::StreamedFileDigest& digest() { return digest_; }
+
+ private:
+  std::string src_path_;
+  verify::StreamedFileDigest digest_;
+};
 
 }  // namespace
 
@@ -71,12 +87,27 @@ Result<nlohmann::json> WriteSurgery(const Checkpoint& src, const TrunkLayout& ou
   w.progress = sw.progress;
   w.config = config;
   nlohmann::json checks;
+  // Copied trunk files are proven equal to SRC's and hashed while they are copied: one pass over them.
+  std::map<std::string, std::unique_ptr<ManifestSink>> sinks;  // output file name -> its sink
+  w.carried_sink = [&](const plan::CarriedFile& c) -> plan::CarriedBytesSink* {
+    auto& sink = sinks[c.name];
+    sink = std::make_unique<ManifestSink>(c.source_path);
+    return sink.get();
+  };
   w.before_commit = [&](const std::string& staged) -> Status {
+    std::set<verify::VerifiedCopy> copies;
+    std::map<std::string, verify::StreamedCopy> streamed;
+    for (auto& [file, sink] : sinks) {
+      sink->digest().Finish();
+      copies.insert({file, sink->src_path()});
+      streamed[file] = {&sink->digest(), sink->src_path()};
+    }
     if (sw.check_trunk) {
       FORGE_ASSIGN_OR_RETURN(auto staged_ckpt, Checkpoint::Open(staged));
-      verify::TrunkCheck tc = verify::CheckTrunk(src, *staged_ckpt);
+      verify::TrunkCheck tc = verify::CheckTrunk(src, *staged_ckpt, copies);
       checks["trunk_tensors_identical"] = tc.compared;
       checks["trunk_tensors_linked"] = tc.linked;
+      checks["trunk_tensors_compared_while_copying"] = tc.copied;
       checks["trunk_bytes_compared"] = tc.bytes_compared;
       if (!tc.ok()) {
         return Status::Error(ExitCode::kVerifyFailed, fmt::format("trunk check failed on the staged output: {}", tc.mismatches.front()));
@@ -84,7 +115,7 @@ Result<nlohmann::json> WriteSurgery(const Checkpoint& src, const TrunkLayout& ou
     }
     std::vector<std::string> link_sources;
     if (sw.link) link_sources.push_back(src.dir());
-    FORGE_ASSIGN_OR_RETURN(nlohmann::json manifest, verify::BuildManifest(staged, link_sources));
+    FORGE_ASSIGN_OR_RETURN(nlohmann::json manifest, verify::BuildManifest(staged, link_sources, streamed, sw.threads));
     checks["manifest_files"] = manifest["files"].size();
     int unhashed = 0;
     for (const auto& f : manifest["files"]) unhashed += f.contains("crc32") ? 0 : 1;

@@ -13,6 +13,7 @@
 #include "forge/base/json_text.h"
 #include "forge/base/utf8.h"
 #include "forge/base/mapped_file.h"
+#include "forge/base/thread_pool.h"
 
 namespace forge::verify {
 namespace fs = std::filesystem;
@@ -104,6 +105,35 @@ Status ValidateManifest(const nlohmann::json& m, const std::string& path) {
 
 }  // namespace
 
+struct StreamedFileDigest::Hash {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  Hash() { EVP_DigestInit_ex(ctx, EVP_sha1(), nullptr); }
+  ~Hash() { EVP_MD_CTX_free(ctx); }
+  std::string Hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx, md, &len);
+    std::string hex;
+    for (unsigned int i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
+    return hex;
+  }
+};
+
+StreamedFileDigest::StreamedFileDigest() : hash_(new Hash), crc_(::crc32(0L, Z_NULL, 0)) {}
+
+StreamedFileDigest::~StreamedFileDigest() { delete hash_; }
+
+void StreamedFileDigest::Update(const uint8_t* data, uint64_t n) {
+  crc_ = crc32_z(crc_, data, n);
+  EVP_DigestUpdate(hash_->ctx, data, n);
+  bytes_ += n;
+}
+
+void StreamedFileDigest::Finish() {
+  crc32_ = fmt::format("{:08x}", static_cast<uint32_t>(crc_));
+  sha1_ = hash_->Hex();
+}
+
 // sha1 of a tensor inside a mapped file, releasing its pages chunk by chunk.
 std::string TensorSha1(const st::SafetensorsFile& f, const st::TensorInfo& t) {
   return Sha1Hex(f.Data(t), t.nbytes(), [&](uint64_t off, uint64_t n) {
@@ -148,10 +178,14 @@ nlohmann::json ExistingManifest(const std::string& dir) {
 
 }  // namespace
 
-Result<nlohmann::json> BuildManifest(const std::string& dir, const std::vector<std::string>& link_sources) {
+Result<nlohmann::json> BuildManifest(const std::string& dir, const std::vector<std::string>& link_sources,
+                                     const std::map<std::string, StreamedCopy>& streamed, unsigned threads) {
   nlohmann::json files = nlohmann::json::object(), tensors = nlohmann::json::object();
   std::map<std::string, const nlohmann::json*> linked;  // file -> the source manifest it inherits from (or null)
+  // Streamed file -> the tensor entries its source's manifest recorded for the same bytes (or null).
+  std::map<std::string, const nlohmann::json*> digested;
   std::map<std::string, nlohmann::json> source_manifests;
+  std::vector<std::string> to_hash;  // files read and hashed here
   FORGE_ASSIGN_OR_RETURN(std::vector<std::string> names, ListFiles(dir));
   for (const auto& name : names) {
     const std::string path = (fs::path(dir) / name).string();
@@ -171,10 +205,30 @@ Result<nlohmann::json> BuildManifest(const std::string& dir, const std::vector<s
       }
       continue;
     }
-    FORGE_ASSIGN_OR_RETURN(FileDigest d, DigestFile(path, true));
-    files[name] = {{"bytes", d.bytes}, {"sha1", d.sha1}, {"crc32", d.crc32}};
+    std::error_code ec;
+    if (auto d = streamed.find(name); d != streamed.end() && d->second.digest->bytes() == fs::file_size(path, ec) && !ec) {
+      const StreamedFileDigest& digest = *d->second.digest;
+      files[name] = {{"bytes", digest.bytes()}, {"sha1", digest.sha1()}, {"crc32", digest.crc32()}};
+      const fs::path source(d->second.source_path);
+      auto [it, fresh] = source_manifests.try_emplace(source.parent_path().string());
+      if (fresh) it->second = ExistingManifest(it->first);
+      const nlohmann::json& m = it->second;
+      const std::string source_name = source.filename().string();
+      const bool same = !m.is_null() && m["files"].contains(source_name) && m["files"][source_name].is_object() &&
+                        m["files"][source_name].value("sha1", "") == digest.sha1() && m.contains("tensors") &&
+                        m["tensors"].is_object();
+      digested[name] = same ? &m["tensors"] : nullptr;
+      continue;
+    }
+    to_hash.push_back(name);
   }
   FORGE_ASSIGN_OR_RETURN(auto ckpt, Checkpoint::Open(dir));
+  struct TensorJob {
+    std::string name;
+    const TensorRef* ref;
+    std::string sha1;
+  };
+  std::vector<TensorJob> tensor_jobs;
   for (const auto& [name, ref] : ckpt->tensors()) {
     const std::string file = fs::path(ref.file->path()).filename().string();
     if (auto l = linked.find(file); l != linked.end()) {
@@ -182,11 +236,36 @@ Result<nlohmann::json> BuildManifest(const std::string& dir, const std::vector<s
       if (m && m->contains("tensors") && (*m)["tensors"].contains(name)) tensors[name] = (*m)["tensors"][name];
       continue;
     }
-    tensors[name] = {{"file", file},
-                     {"dtype", std::string(DTypeName(ref.info->dtype))},
-                     {"shape", ref.info->shape},
-                     {"sha1", TensorSha1(*ref.file, *ref.info)}};
+    tensors[name] = {{"file", file}, {"dtype", std::string(DTypeName(ref.info->dtype))}, {"shape", ref.info->shape}};
+    if (auto d = digested.find(file); d != digested.end() && d->second != nullptr && d->second->contains(name)) {
+      const nlohmann::json& inherited = (*d->second)[name];
+      // The source's entry for the same bytes: taken when it describes this tensor (its file's bytes are
+      // proven equal, so a differing dtype or shape would mean that manifest is wrong: hash instead).
+      if (inherited.is_object() && inherited.value("dtype", "") == tensors[name]["dtype"] &&
+          inherited.contains("shape") && inherited["shape"] == tensors[name]["shape"] && inherited.contains("sha1") &&
+          inherited["sha1"].is_string()) {
+        tensors[name]["sha1"] = inherited["sha1"];
+        continue;
+      }
+    }
+    tensor_jobs.push_back({name, &ref, {}});
   }
+  // Whole files first (the longest jobs), then tensors; each reads its own pages.
+  std::vector<FileDigest> file_digests(to_hash.size());
+  ThreadPool pool(threads);
+  FORGE_RETURN_IF_ERROR(pool.RunAll(to_hash.size() + tensor_jobs.size(), [&](size_t j) -> Status {
+    if (j < to_hash.size()) {
+      FORGE_ASSIGN_OR_RETURN(file_digests[j], DigestFile((fs::path(dir) / to_hash[j]).string(), true));
+      return Status();
+    }
+    TensorJob& t = tensor_jobs[j - to_hash.size()];
+    t.sha1 = TensorSha1(*t.ref->file, *t.ref->info);
+    return Status();
+  }));
+  for (size_t i = 0; i < to_hash.size(); ++i) {
+    files[to_hash[i]] = {{"bytes", file_digests[i].bytes}, {"sha1", file_digests[i].sha1}, {"crc32", file_digests[i].crc32}};
+  }
+  for (const auto& t : tensor_jobs) tensors[t.name]["sha1"] = t.sha1;
   return nlohmann::json{{"format", "forge-manifest/1"}, {"files", files}, {"tensors", tensors}};
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,10 +16,43 @@ namespace forge::verify {
 
 inline constexpr const char* kManifestName = "forge-manifest.json";
 
+// A file's manifest entry (size, sha1, crc32) made from its bytes as they stream past in order (a copy
+// hands them over, see plan::CarriedBytesSink), so a file written once is not read again to be hashed.
+class StreamedFileDigest {
+ public:
+  StreamedFileDigest();
+  ~StreamedFileDigest();
+  StreamedFileDigest(const StreamedFileDigest&) = delete;
+  StreamedFileDigest& operator=(const StreamedFileDigest&) = delete;
+  void Update(const uint8_t* data, uint64_t n);
+  void Finish();  // after the last Update: sha1() and crc32() as hex
+  uint64_t bytes() const { return bytes_; }
+  const std::string& sha1() const { return sha1_; }
+  const std::string& crc32() const { return crc32_; }
+
+ private:
+  struct Hash;
+  Hash* hash_;
+  unsigned long crc_;
+  uint64_t bytes_ = 0;
+  std::string sha1_, crc32_;
+};
+
+// A file of the output that is a proven copy of `source_path`, digested while it was copied.
+struct StreamedCopy {
+  const StreamedFileDigest* digest;
+  std::string source_path;
+};
+
 // `link_sources`: directories whose files the output may hard-link (graft --link). A linked file is not
 // read: its entry (and its tensors') comes from that source's own manifest when it has one for the same
 // bytes, else the entry records only the size and "linked_from", and `forge manifest DIR` hashes it later.
-Result<nlohmann::json> BuildManifest(const std::string& dir, const std::vector<std::string>& link_sources = {});
+// `streamed`: files (by name) digested while copied; one whose byte count differs from the file on disk is
+// hashed again. A streamed file whose source has a forge manifest recording the same sha1 inherits that
+// manifest's tensor entries (the same bytes, already hashed); every other tensor is hashed here. Files and
+// tensors are hashed on `threads` threads (0: all cores).
+Result<nlohmann::json> BuildManifest(const std::string& dir, const std::vector<std::string>& link_sources = {},
+                                     const std::map<std::string, StreamedCopy>& streamed = {}, unsigned threads = 0);
 
 struct ManifestCheck {
   std::vector<std::string> mismatches;  // one line each: what differs

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <map>
 
 #include <fmt/format.h>
@@ -17,7 +18,7 @@ bool IsMtp(const std::string& name) { return SplitTensorName(name).part == Model
 
 }  // namespace
 
-TrunkCheck CheckTrunk(const Checkpoint& src, const Checkpoint& out) {
+TrunkCheck CheckTrunk(const Checkpoint& src, const Checkpoint& out, const std::set<VerifiedCopy>& copies) {
   TrunkCheck c;
   std::map<std::pair<std::string, std::string>, bool> same_file;  // (out file, src file) -> one inode
   for (const auto& [name, ref] : out.tensors()) {
@@ -35,9 +36,15 @@ TrunkCheck CheckTrunk(const Checkpoint& src, const Checkpoint& out) {
     auto it = same_file.find(key);
     if (it == same_file.end()) it = same_file.emplace(key, SameFile(key.first, key.second)).first;
     const uint64_t a_begin = ref.file->header().data_start + ref.info->begin;
-    if (it->second && a_begin == s->file->header().data_start + s->info->begin) {
+    const bool same_offset = a_begin == s->file->header().data_start + s->info->begin;
+    if (it->second && same_offset) {
       ++c.compared;
       ++c.linked;
+      continue;
+    }
+    if (same_offset && copies.count({std::filesystem::path(key.first).filename().string(), key.second}) > 0) {
+      ++c.compared;
+      ++c.copied;
       continue;
     }
     const uint8_t *a = ref.file->Data(*ref.info), *b = s->file->Data(*s->info);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -211,25 +212,77 @@ nlohmann::json BuildIndex(const std::vector<ShardPlan>& shards) {
 
 namespace {
 
-// Hard link, else reflink (FICLONE), else copy. Returns whether the bytes are shared with the source.
-Result<bool> CarryFile(const std::string& src_path, const std::string& dst, bool link) {
-  // The file itself, never a link to it: a hub-cache snapshot's relative link copied or hard-linked as a
-  // link would point nowhere from the output.
+// The file itself, never a link to it: a hub-cache snapshot's relative link copied or hard-linked as a
+// link would point nowhere from the output.
+Result<std::string> ResolvedSource(const std::string& src_path) {
   std::error_code ec;
-  const std::string src = fs::canonical(src_path, ec).string();
+  std::string src = fs::canonical(src_path, ec).string();
   if (ec) return Status::Invalid("cannot resolve: " + ec.message(), src_path);
-  if (link) {
-    if (::link(src.c_str(), dst.c_str()) == 0) return true;
-    int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
-    int out = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    bool cloned = in >= 0 && out >= 0 && ::ioctl(out, FICLONE, in) == 0;
-    if (in >= 0) ::close(in);
-    if (out >= 0) ::close(out);
-    if (cloned) return true;
-    ::unlink(dst.c_str());
+  return src;
+}
+
+// Hard link, else reflink (FICLONE). False when neither works here (then the file is copied).
+bool ShareFile(const std::string& src, const std::string& dst) {
+  if (::link(src.c_str(), dst.c_str()) == 0) return true;
+  int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+  int out = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  bool cloned = in >= 0 && out >= 0 && ::ioctl(out, FICLONE, in) == 0;
+  if (in >= 0) ::close(in);
+  if (out >= 0) ::close(out);
+  if (!cloned) ::unlink(dst.c_str());
+  return cloned;
+}
+
+Status PreadAll(int fd, uint8_t* data, uint64_t n, uint64_t offset, const std::string& path, bool* short_read) {
+  *short_read = false;
+  while (n > 0) {
+    const ssize_t r = ::pread(fd, data, n, static_cast<off_t>(offset));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Status::Invalid(std::string("read failed: ") + std::strerror(errno), path);
+    if (r == 0) {
+      *short_read = true;
+      return Status();
+    }
+    data += r;
+    n -= static_cast<uint64_t>(r);
+    offset += static_cast<uint64_t>(r);
   }
-  FORGE_RETURN_IF_ERROR(CopyFileTo(src, dst));
-  return false;
+  return Status();
+}
+
+// A carried file copied a write call at a time: read from the source, written, read back from the output
+// and compared, then handed to `sink`. The output is proven equal to the source in the same pass (a later
+// check or hash would read every byte again), at the cost of one more copy out of the page cache.
+Status CopyVerified(const std::string& src, const std::string& dst, CarriedBytesSink* sink, Progress* progress) {
+  const int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return Status::Invalid(std::string("cannot open: ") + std::strerror(errno), src);
+  const int out = ::open(dst.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0) {
+    ::close(in);
+    return Status::Invalid(std::string("cannot create: ") + std::strerror(errno), dst);
+  }
+  struct stat st_in {};
+  Status st = ::fstat(in, &st_in) == 0 ? Status() : Status::Invalid(std::string("cannot stat: ") + std::strerror(errno), src);
+  const uint64_t size = static_cast<uint64_t>(st_in.st_size);
+  thread_local std::vector<uint8_t> read(kWriteCallBytes), back(kWriteCallBytes);
+  for (uint64_t off = 0; st.ok() && off < size; off += kWriteCallBytes) {
+    const uint64_t n = std::min(kWriteCallBytes, size - off);
+    bool short_read = false;
+    st = PreadAll(in, read.data(), n, off, src, &short_read);
+    if (st.ok() && short_read) st = Status::Invalid(kSourceShrank, src);
+    if (st.ok()) st = PwriteAll(out, read.data(), n, off, dst);
+    if (st.ok()) st = PreadAll(out, back.data(), n, off, dst, &short_read);
+    if (st.ok() && (short_read || std::memcmp(read.data(), back.data(), n) != 0)) {
+      st = Status::Invalid(fmt::format("bytes read back from the output differ from the source's at bytes {}-{}", off, off + n), dst);
+    }
+    if (!st.ok()) break;
+    if (sink != nullptr) sink->Update(back.data(), n);
+    progress->Add(n);
+  }
+  if (st.ok() && ::fsync(out) != 0 && errno != EINVAL) st = Status::Invalid(std::string("fsync failed: ") + std::strerror(errno), dst);
+  ::close(in);
+  if (::close(out) != 0 && st.ok()) st = Status::Invalid(std::string("cannot write file: ") + std::strerror(errno), dst);
+  return st;
 }
 
 }  // namespace
@@ -275,11 +328,42 @@ Result<WriteReport> WriteLayout(const Plan& plan, const OutputLayout& layout, co
     }
   }
   pieces = GroupSharedComputations(std::move(pieces));
+
+  // Carried files: shared with the source where asked and possible, else copied below with the new shards.
+  const fs::path tmp(staged.temp_path());
+  LinkReport links;
+  struct CarriedCopy {
+    std::string src, dst;
+    CarriedBytesSink* sink;
+  };
+  std::vector<CarriedCopy> copies;
+  uint64_t copy_bytes = 0;
+  for (const auto& c : layout.carried) {
+    FORGE_ASSIGN_OR_RETURN(const std::string src, ResolvedSource(c.source_path));
+    const std::string dst = (tmp / c.name).string();
+    std::error_code ec;
+    const uint64_t size = fs::file_size(src, ec);
+    const bool shared = link && ShareFile(src, dst);
+    (shared ? links.linked : links.copied) += 1;
+    links.carried_bytes += size;
+    if (!shared) {
+      links.copied_bytes += size;
+      copy_bytes += size;
+      copies.push_back({src, dst, options.carried_sink ? options.carried_sink(c) : nullptr});
+    }
+    report.shards.emplace_back(c.name, size);
+    report.file_bytes += size;
+  }
+  if (link_report) *link_report = links;
   {
     ByteBudget budget(options.memory_budget);
-    Progress progress("writing", report.tensor_bytes, options.progress);
+    Progress progress("writing", report.tensor_bytes + copy_bytes, options.progress);
     ThreadPool pool(options.threads);
-    Status st = pool.RunAll(pieces.size(), [&](size_t j) { return WritePiece(pieces[j], &budget, &progress); });
+    // The copies first: each is one long sequential job, the pieces fill the other threads around them.
+    Status st = pool.RunAll(copies.size() + pieces.size(), [&](size_t j) {
+      if (j < copies.size()) return CopyVerified(copies[j].src, copies[j].dst, copies[j].sink, &progress);
+      return WritePiece(pieces[j - copies.size()], &budget, &progress);
+    });
     for (auto& o : open) {
       if (st.ok() && ::fsync(o.fd) != 0) st = Status::Invalid(std::string("fsync failed: ") + std::strerror(errno), o.path);
     }
@@ -288,19 +372,6 @@ Result<WriteReport> WriteLayout(const Plan& plan, const OutputLayout& layout, co
     progress.Finish();
   }
 
-  const fs::path tmp(staged.temp_path());
-  LinkReport links;
-  for (const auto& c : layout.carried) {
-    FORGE_ASSIGN_OR_RETURN(bool shared, CarryFile(c.source_path, (tmp / c.name).string(), link));
-    (shared ? links.linked : links.copied) += 1;
-    std::error_code ec;
-    const uint64_t size = fs::file_size(c.source_path, ec);
-    links.carried_bytes += size;
-    if (!shared) links.copied_bytes += size;
-    report.shards.emplace_back(c.name, size);
-    report.file_bytes += size;
-  }
-  if (link_report) *link_report = links;
   if (layout.index) FORGE_RETURN_IF_ERROR(WriteTextFile((tmp / kIndexFileName).string(), DumpJson(*layout.index)));
   if (options.config) FORGE_RETURN_IF_ERROR(WriteTextFile((tmp / "config.json").string(), DumpJson(*options.config)));
   for (const auto& [src, name] : options.copy_files) {

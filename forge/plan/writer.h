@@ -28,6 +28,21 @@ namespace forge::plan {
 // splits); each piece's source pages are released once written.
 inline constexpr uint64_t kCopyChunkBytes = 64ull << 20;
 
+// An existing file carried into the output unchanged: copied, or hard-linked with `link` (reflinked or
+// copied when the filesystem cannot link).
+struct CarriedFile {
+  std::string source_path;
+  std::string name;
+};
+
+// Receives a copied carried file's bytes in file order, as read back from the output and found equal to
+// the source's (so a manifest can be hashed while copying, with no second pass). Never sees linked files.
+class CarriedBytesSink {
+ public:
+  virtual ~CarriedBytesSink() = default;
+  virtual void Update(const uint8_t* data, uint64_t n) = 0;
+};
+
 struct WriteOptions {
   uint64_t max_shard_size = kDefaultMaxShardSize;
   unsigned threads = 0;                 // 0: all cores
@@ -42,13 +57,9 @@ struct WriteOptions {
   // Runs on the finished staging directory before it is renamed into place (e.g. write a manifest, check
   // trunk identity); an error aborts the write and nothing appears under the output name.
   std::function<Status(const std::string& staging_dir)> before_commit;
-};
-
-// An existing file carried into the output unchanged: copied, or hard-linked with `link` (reflinked or
-// copied when the filesystem cannot link).
-struct CarriedFile {
-  std::string source_path;
-  std::string name;
+  // Where a copied carried file's bytes go (null, or a null answer: nowhere). Owned by the caller; each
+  // sink is used by one thread, the files are copied in parallel with each other and the new shards.
+  std::function<CarriedBytesSink*(const CarriedFile&)> carried_sink;
 };
 
 // A whole output: new shards (materialized from `plan`), carried shards, and the index to write (null: none).
@@ -58,6 +69,8 @@ struct OutputLayout {
   std::optional<nlohmann::json> index;
 };
 
+// Copied carried files are read back and compared with the source chunk by chunk as they are written:
+// `copied` files are proven byte-identical to their sources.
 struct LinkReport {
   int linked = 0, copied = 0;
   uint64_t carried_bytes = 0, copied_bytes = 0;  // copied_bytes: actually written (not linked)

@@ -227,6 +227,43 @@ TEST(Graft, LinkedTrunkIsNeitherComparedNorHashed) {
   EXPECT_EQ(c2->size_only(), 0);
 }
 
+// Without --link the trunk files are copied once: each chunk is read back and compared with the source as
+// it is written (the trunk check then reads nothing again) and hashed for the manifest on the way. The
+// manifest equals one made from scratch on the output, whether the source has a manifest to inherit
+// tensor hashes from, has none, or has a stale one (another file's bytes: nothing inherited).
+TEST(Graft, CopiedTrunkIsProvenAndHashedWhileCopying) {
+  TempDir t;
+  const std::string src = MlxCopy(t, "moe-vlm-finetune-nomtp", "ft-mlx");
+  GraftOptions o;
+  o.sidecar = true;
+  auto expect_fresh_manifest = [&](const std::string& out) {
+    auto fresh = verify::BuildManifest(out);
+    ASSERT_TRUE(fresh.ok());
+    EXPECT_EQ(nlohmann::json::parse(ReadTextFile(out + "/" + verify::kManifestName).value()), *fresh);
+  };
+  auto g1 = DoGraft(src, FixturePath("moe-vlm-hf"), t.Sub("g1"), o);
+  const auto& checks = g1.write["checks"];
+  EXPECT_GT(checks["trunk_tensors_identical"].get<int>(), 20);
+  EXPECT_EQ(checks["trunk_tensors_compared_while_copying"], checks["trunk_tensors_identical"]);
+  EXPECT_EQ(checks["trunk_tensors_linked"], 0);
+  EXPECT_EQ(checks["trunk_bytes_compared"], 0);  // nothing read a second time
+  EXPECT_EQ(g1.write["copied_files"], 1);
+  expect_fresh_manifest(t.Sub("g1"));
+
+  auto src_manifest = verify::BuildManifest(src);
+  ASSERT_TRUE(src_manifest.ok());
+  ASSERT_TRUE(WriteTextFile(src + "/" + verify::kManifestName, src_manifest->dump(2)).ok());
+  DoGraft(src, FixturePath("moe-vlm-hf"), t.Sub("g2"), o);
+  expect_fresh_manifest(t.Sub("g2"));
+
+  nlohmann::json stale = *src_manifest;  // as if the file had been rewritten after its manifest was made
+  stale["files"]["model.safetensors"]["sha1"] = std::string(40, '0');
+  for (auto& e : stale["tensors"]) e["sha1"] = std::string(40, '1');
+  ASSERT_TRUE(WriteTextFile(src + "/" + verify::kManifestName, stale.dump(2)).ok());
+  DoGraft(src, FixturePath("moe-vlm-hf"), t.Sub("g3"), o);
+  expect_fresh_manifest(t.Sub("g3"));
+}
+
 TEST(Graft, UnrelatedDonorIsRefusedWithTheList) {
   auto src = Checkpoint::Open(FixturePath("dense-vlm-finetune-nomtp")), base = Checkpoint::Open(FixturePath("dense-other-hf"));
   auto r = BuildGraftPlan(**src, **base, {});
