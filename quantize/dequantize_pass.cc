@@ -6,19 +6,37 @@
 
 #include "forge/ckpt/tensor_names.h"
 #include "forge/plan/evaluate.h"
+#include "forge/plan/evaluate_range.h"
 
 namespace forge::quant {
 namespace {
 
+// Rows of the output from the matching rows of codes, scales and biases (each read over its range only),
+// so `forge dequantize` and requantization stream a tensor of any size a few hundred KB at a time.
 class DequantOp : public plan::CustomOp {
  public:
   explicit DequantOp(QuantParams p) : p_(p) {}
   std::string Describe() const override { return "dequantize_" + fmt::format("{}:{}:{}", QuantModeName(p_.mode), p_.bits, p_.group_size); }
-  Result<plan::Tensor> Apply(const std::vector<plan::Tensor>& in, const plan::TensorMeta& out_meta) const override {
-    plan::Tensor out = plan::Tensor::Allocate(out_meta);
-    const uint64_t k = out_meta.shape.back(), rows = out_meta.numel() / k;
-    DequantizeRows(p_, in[1].meta.dtype, in[0].data, in[1].data, in.size() > 2 ? in[2].data : nullptr, rows, k,
-                   out_meta.dtype, out.mutable_data());
+  uint64_t RangeGranule(const plan::TensorMeta& out) const override { return out.shape.back(); }
+  bool StreamsInputs() const override { return true; }
+  Result<plan::Tensor> Run(const plan::Expr& self) const override {
+    FORGE_ASSIGN_OR_RETURN(plan::Tensor out, RunRange(self, 0, self.meta.numel()));
+    out.meta = self.meta;
+    return out;
+  }
+  Result<plan::Tensor> RunRange(const plan::Expr& self, uint64_t begin, uint64_t end) const override {
+    const uint64_t k = self.meta.shape.back(), r0 = begin / k, r1 = (end + k - 1) / k;  // whole rows
+    std::vector<plan::Tensor> in;
+    std::vector<plan::SourceSpan> read;
+    for (const auto& input : self.inputs) {
+      const uint64_t per_row = input->meta.shape.back();  // codes words, or scales / biases per row
+      FORGE_ASSIGN_OR_RETURN(plan::Tensor t, plan::EvaluateRange(*input, r0 * per_row, r1 * per_row, &read));
+      in.push_back(std::move(t));
+    }
+    plan::Tensor out = plan::Tensor::Allocate({self.meta.dtype, {end - begin}});
+    DequantizeRows(p_, in[1].meta.dtype, in[0].data, in[1].data, in.size() > 2 ? in[2].data : nullptr, r1 - r0, k,
+                   self.meta.dtype, out.mutable_data());
+    plan::ReleaseSpans(read);
     return out;
   }
 

@@ -102,6 +102,59 @@ TEST(StreamedQuantize, BlocksOnAnyThreadsEqualTheCodecOnTheWholeMatrix) {
   }
 }
 
+// Dequantization splits by rows too: `forge dequantize` and a requantization read the codes, scales and
+// biases of a few hundred KB of rows at a time. Whatever the threads, the bytes must be those of the
+// element-by-element reference on the whole matrix (and, requantized, the codec on that).
+TEST(StreamedQuantize, DequantizeAndRequantizeByRowsEqualTheReferenceOnTheWholeMatrix) {
+  TempDir t;
+  const std::vector<uint16_t> w = Weights();
+  const std::string src = WriteMatrix(t, w);
+  const quant::QuantParams to{quant::QuantMode::kAffine, 4, 64};  // the requantization target
+  for (const Mode& m : {Mode{"--mode affine --bits 8 --group-size 32", {quant::QuantMode::kAffine, 8, 32}},
+                        Mode{"--mode mxfp8", {quant::QuantMode::kMxfp8, 8, 32}},
+                        Mode{"--mode nvfp4", {quant::QuantMode::kNvfp4, 4, 16}}}) {
+    SCOPED_TRACE(m.flags);
+    const std::string q = t.Sub(fmt::format("q-{}{}", quant::QuantModeName(m.params.mode), m.params.bits));
+    auto r = RunForge(fmt::format("quantize -q --tensor-level --src {} --out {} {}", src, q, m.flags));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto qf = st::SafetensorsFile::Open(q + "/model.safetensors");
+    ASSERT_TRUE(qf.ok());
+    const st::TensorInfo* scales = (*qf)->Find("layer.scales");
+    const st::TensorInfo* biases = (*qf)->Find("layer.biases");
+    ASSERT_NE(scales, nullptr);
+    const DType out_dt = quant::DefaultDequantDType(m.params, scales->dtype);
+    std::string want(kRows * kCols * DTypeBits(out_dt) / 8, '\0');
+    quant::DequantizeRowsReference(m.params, scales->dtype, (*qf)->Data(*(*qf)->Find("layer.weight")),
+                                   (*qf)->Data(*scales), biases ? (*qf)->Data(*biases) : nullptr, kRows, kCols, out_dt,
+                                   reinterpret_cast<uint8_t*>(want.data()));
+    // The requantization the codec makes of those values.
+    const DType sdt = quant::ScalesDType(to, out_dt);
+    std::string codes(kRows * kCols * 4 / 8, '\0'), rescales(kRows * kCols / 64 * DTypeBits(sdt) / 8, '\0');
+    std::string rebiases(rescales.size(), '\0');
+    quant::QuantizeRows(to, quant::Rules::kMlxGpu, out_dt, reinterpret_cast<const uint8_t*>(want.data()), kRows, kCols,
+                        reinterpret_cast<uint8_t*>(codes.data()), reinterpret_cast<uint8_t*>(rescales.data()),
+                        reinterpret_cast<uint8_t*>(rebiases.data()));
+    for (int threads : {1, 2, 3}) {
+      SCOPED_TRACE(threads);
+      const std::string d = t.Sub(fmt::format("d{}", threads)), rq = t.Sub(fmt::format("rq{}", threads));
+      fs::remove_all(d);
+      fs::remove_all(rq);
+      r = RunForge(fmt::format("dequantize -q --threads {} --src {} --out {}", threads, q, d));
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+      auto got = st::SafetensorsFile::Open(d + "/model.safetensors");
+      ASSERT_TRUE(got.ok());
+      EXPECT_TRUE(TensorBytes(**got, "layer.weight") == want);
+      r = RunForge(fmt::format("quantize -q --tensor-level --threads {} --src {} --out {} --mode affine --bits 4", threads, q, rq));
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+      auto re = st::SafetensorsFile::Open(rq + "/model.safetensors");
+      ASSERT_TRUE(re.ok());
+      EXPECT_TRUE(TensorBytes(**re, "layer.weight") == codes);
+      EXPECT_TRUE(TensorBytes(**re, "layer.scales") == rescales);
+      EXPECT_TRUE(TensorBytes(**re, "layer.biases") == rebiases);
+    }
+  }
+}
+
 TEST(StreamedQuantize, ANonFiniteValueInALaterBlockIsNamedByItsElementAndNothingIsWritten) {
   TempDir t;
   std::vector<uint16_t> w = Weights();
