@@ -11,7 +11,9 @@
 
 #include "forge/base/half.h"
 #include "forge/base/thread_pool.h"
+#include "forge/base/simd16.h"
 #include "quantize/codec.h"
+#include "quantize/fidelity.h"
 
 namespace forge::quant {
 namespace {
@@ -100,6 +102,40 @@ void BM_Dequantize(benchmark::State& state) {
   state.SetLabel(std::string(QuantModeName(p.mode)) + ":" + std::to_string(p.bits) + ":" + std::to_string(p.group_size));
 }
 
+// What --report adds per block of rows: the input widened to f32, the codes dequantized into f32 and the
+// fidelity sums (quantize_pass.cc's QuantizeBlock), in GB/s of bf16 input; against BM_Quantize of the same
+// codec this is the report's CPU cost without the I/O noise of a whole run.
+constexpr uint64_t kFidelityChunkElements = 8192;  // as quantize_pass.cc: two f32 copies stay in L1/L2
+
+FORGE_HOT void Widen(const uint8_t* p, uint64_t n, float* out) {  // as quantize_pass.cc's, cloned
+  simd::WidenToF32(DType::kBF16, p, static_cast<int64_t>(n), out);
+}
+
+void BM_Fidelity(benchmark::State& state) {
+  const QuantParams p = ParamsOf(state.range(0));
+  const auto& in = Input();
+  const uint64_t groups = kCols / p.group_size, scale_bytes = p.mode == QuantMode::kAffine ? 2 : 1;
+  std::vector<uint8_t> packed(kRows * kCols * p.bits / 8), scales(kRows * groups * 2), biases(kRows * groups * 2);
+  QuantizeRows(p, Rules::kMlxGpu, DType::kBF16, in.data(), kRows, kCols, packed.data(), scales.data(), biases.data());
+  const DType sdt = ScalesDType(p, DType::kBF16);
+  const uint64_t block_rows = std::max<uint64_t>(1, kFidelityChunkElements / kCols);
+  std::vector<float> orig(block_rows * kCols), recon(block_rows * kCols);
+  for (auto _ : state) {
+    FidelityAccumulator acc;
+    for (uint64_t r0 = 0; r0 < kRows; r0 += block_rows) {
+      const uint64_t n = std::min(block_rows, kRows - r0);
+      Widen(in.data() + r0 * kCols * 2, n * kCols, orig.data());
+      DequantizeRows(p, sdt, packed.data() + r0 * kCols * p.bits / 8, scales.data() + r0 * groups * scale_bytes,
+                     biases.data() + r0 * groups * scale_bytes, n, kCols, DType::kF32,
+                     reinterpret_cast<uint8_t*>(recon.data()));
+      acc.Add(orig.data(), recon.data(), n * kCols);
+    }
+    benchmark::DoNotOptimize(acc.Result().cosine);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * in.size()));
+  state.SetLabel(std::string(QuantModeName(p.mode)) + ":" + std::to_string(p.bits) + ":" + std::to_string(p.group_size));
+}
+
 void Args(benchmark::internal::Benchmark* b, bool with_rules) {
   const int64_t all = static_cast<int64_t>(DefaultThreadCount());
   for (int64_t codec = 0; codec < 6; ++codec) {
@@ -115,6 +151,10 @@ void Args(benchmark::internal::Benchmark* b, bool with_rules) {
 
 BENCHMARK(BM_Quantize)->Apply([](benchmark::internal::Benchmark* b) { Args(b, true); });
 BENCHMARK(BM_Dequantize)->Apply([](benchmark::internal::Benchmark* b) { Args(b, false); });
+BENCHMARK(BM_Fidelity)->Apply([](benchmark::internal::Benchmark* b) {
+  for (int64_t codec = 0; codec < 6; ++codec) b->Args({codec});
+  b->ArgNames({"codec"})->Unit(benchmark::kMillisecond)->UseRealTime();
+});
 
 }  // namespace
 }  // namespace forge::quant

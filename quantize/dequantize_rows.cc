@@ -3,7 +3,7 @@
 // there are codes (2- to 6-bit affine codes in groups of 32-128), the output bits of every code are computed
 // once into a table and each element is a lookup (4- and 2-bit codes unpacked a byte at a time); for mxfp4
 // and nvfp4 the table of every scale byte, and mxfp8's element values, are built once per process; 8-bit
-// codes are computed per element, affine with bf16 scales and mxfp8 into bf16 16 lanes at a time. Same
+// codes are computed per element, affine with bf16 scales and mxfp8 into bf16 or f32 16 lanes at a time. Same
 // operations per code, so the same bytes, NaN and infinity included (tests/quantize/dequantize_rows_test.cc
 // holds it to the reference).
 #include <cmath>
@@ -108,6 +108,32 @@ FORGE_INLINE void Mxfp8Bf16Lanes(const uint8_t* codes, uint64_t g, const float* 
   }
 }
 
+// The same two into float32 (what --report's fidelity sums read): the values above, widened exactly.
+FORGE_INLINE void Affine8F32Lanes(const uint8_t* codes, uint64_t g, float scale, float bias, float* out) {
+  for (uint64_t i = 0; i < g; i += simd::kLanes) {
+    const simd::V16 q = __builtin_convertvector(simd::ByteLanes(codes + i), simd::V16);
+    const simd::V16 v = RoundBf16(RoundBf16(q * scale) + bias);
+    std::memcpy(out + i, &v, sizeof v);
+  }
+}
+// Affine 4-bit codes into float32, computed rather than looked up (16 lanes of arithmetic beat 16 table
+// reads): the table's values, as the table holds the same operations per code.
+FORGE_INLINE void Affine4F32Lanes(const uint8_t* codes, uint64_t g, float scale, float bias, uint8_t* out) {
+  for (uint64_t i = 0; i < g; i += simd::kLanes) {
+    const simd::V16 q = __builtin_convertvector(simd::NibbleLanes(codes + i / 2), simd::V16);
+    const simd::V16 v = RoundBf16(RoundBf16(q * scale) + bias);
+    std::memcpy(out + i * sizeof(float), &v, sizeof v);  // out may be unaligned
+  }
+}
+FORGE_INLINE void Mxfp8F32Lanes(const uint8_t* codes, uint64_t g, const float* element, float factor, float* out) {
+  for (uint64_t i = 0; i < g; i += simd::kLanes) {
+    simd::V16 e;
+    for (int j = 0; j < simd::kLanes; ++j) e[j] = element[codes[i + j]];
+    const simd::V16 v = e * factor;
+    std::memcpy(out + i, &v, sizeof v);
+  }
+}
+
 // The cloned entry points take no vectors: clang checks the vector calling convention at every call inside
 // a target_clones function (its AVX2 clone may not pass 64-byte vectors), so the vector code lives in the
 // always-inlined bodies above, which it checks without target features, and is inlined into each clone.
@@ -117,6 +143,15 @@ FORGE_HOT void Affine8Bf16(const uint8_t* codes, uint64_t g, float scale, float 
 FORGE_HOT void Mxfp8Bf16(const uint8_t* codes, uint64_t g, const float* element, float factor,
                          uint16_t* out) {
   Mxfp8Bf16Lanes(codes, g, element, factor, out);
+}
+FORGE_HOT void Affine8F32(const uint8_t* codes, uint64_t g, float scale, float bias, float* out) {
+  Affine8F32Lanes(codes, g, scale, bias, out);
+}
+FORGE_HOT void Affine4F32(const uint8_t* codes, uint64_t g, float scale, float bias, uint8_t* out) {
+  Affine4F32Lanes(codes, g, scale, bias, out);
+}
+FORGE_HOT void Mxfp8F32(const uint8_t* codes, uint64_t g, const float* element, float factor, float* out) {
+  Mxfp8F32Lanes(codes, g, element, factor, out);
 }
 
 template <typename Out>
@@ -148,6 +183,12 @@ void Run(const QuantParams& p, DType sdt, const uint8_t* packed, const uint8_t* 
         return RoundTo(out_dtype, fp8_element[q] * factor);
       };
       const uint64_t first = gi * g;
+      if constexpr (std::is_same_v<Out, F32Out>) {
+        if (affine && bits == 4 && sdt == DType::kBF16) {
+          Affine4F32(row_in + first / 2, g, scale, bias, out + (r * k + first) * sizeof(float));
+          continue;
+        }
+      }
       if (fp4_values) {  // mxfp4 / nvfp4: the whole table is precomputed
         const T* t = fp4_values + 16 * scales[group_index];
         const uint8_t* b = row_in + first / 2;
@@ -177,6 +218,15 @@ void Run(const QuantParams& p, DType sdt, const uint8_t* packed, const uint8_t* 
           Affine8Bf16(b, g, scale, bias, buf);
         } else if (!affine) {
           Mxfp8Bf16(b, g, fp8_element, factor, buf);
+        } else {
+          for (uint64_t i = 0; i < g; ++i) buf[i] = Out::Encode(value(b[i]));
+        }
+      } else if constexpr (std::is_same_v<Out, F32Out>) {
+        const uint8_t* b = row_in + first;
+        if (affine && sdt == DType::kBF16) {
+          Affine8F32(b, g, scale, bias, buf);
+        } else if (!affine) {
+          Mxfp8F32(b, g, fp8_element, factor, buf);
         } else {
           for (uint64_t i = 0; i < g; ++i) buf[i] = Out::Encode(value(b[i]));
         }

@@ -43,6 +43,19 @@ FORGE_INLINE I16 ByteLanes(const uint8_t* p) {
   return (spread >> shift) & 255;
 }
 
+// 16 4-bit codes packed in the 8 bytes at p (low nibble first), one per 32-bit lane: lane j is bits
+// 4j..4j+3 of the little-endian 64-bit word, so each lane takes the 32-bit half holding it (broadcast from
+// a register: built through memory, the 8-byte store and 64-byte load stall) and shifts.
+FORGE_INLINE I16 NibbleLanes(const uint8_t* p) {
+  uint64_t word;
+  __builtin_memcpy(&word, p, sizeof word);
+  const I8 lo = I8{} + static_cast<int32_t>(static_cast<uint32_t>(word));
+  const I8 hi = I8{} + static_cast<int32_t>(static_cast<uint32_t>(word >> 32));
+  const I16 spread = __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const I16 shift = {0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28};
+  return (spread >> shift) & 15;
+}
+
 FORGE_INLINE V16 Load16(const float* p) {
   V16 v;
   __builtin_memcpy(&v, p, sizeof v);
