@@ -118,6 +118,12 @@ for _ in $(seq "$REPEAT"); do  # the source's shards are the bytes the graft wri
   run "graft" "graft (copy trunk)" warm "$FORGE" graft -q --src "$WORK/finetune" --mtp-from "$WORK/src" --out "$WORK/o"
 done
 run "graft" "graft --link" warm "$FORGE" graft -q --link --src "$WORK/finetune" --mtp-from "$WORK/src" --out "$WORK/o"
+# A fine-tune downloaded from the hub has no forge manifest to inherit tensor hashes from: all are hashed.
+rm "$WORK/finetune/forge-manifest.json"
+for _ in $(seq "$REPEAT"); do
+  copy "graft, source without manifest" warm
+  run "graft, source without manifest" "graft (copy trunk, no source manifest)" warm "$FORGE" graft -q --src "$WORK/finetune" --mtp-from "$WORK/src" --out "$WORK/o"
+done
 rm -rf "$WORK/finetune"
 
 if [ "$DECODER" = 1 ]; then

@@ -51,7 +51,7 @@ for r in rows:
     if r["group"] not in groups:
         groups.append(r["group"])
 for g in groups:
-    if not (g == "convert" or g.startswith("quantize ") or g == "graft"):
+    if not (g == "convert" or g.startswith("quantize ") or g.startswith("graft")):
         continue
     steps = [r for r in of(g) if not r["label"].startswith("cat")]
     for label in sorted({r["label"] for r in steps}, key=[r["label"] for r in steps].index):
