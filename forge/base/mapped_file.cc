@@ -90,6 +90,17 @@ Status MappedFile::ReadAt(uint64_t offset, void* dst, uint64_t n) const {
   return Status();
 }
 
+void MappedFile::WillNeed(uint64_t offset, uint64_t length) const {
+  if (length == 0 || offset >= size_) return;
+  const uint64_t n = offset + length > size_ ? size_ - offset : length;
+  if (fd_ >= 0) {
+    (void)::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(n), POSIX_FADV_WILLNEED);
+  } else if (data_ != nullptr) {
+    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)), begin = offset / page * page;
+    ::madvise(const_cast<uint8_t*>(data_) + begin, offset + n - begin, MADV_WILLNEED);
+  }
+}
+
 void MappedFile::Release(uint64_t offset, uint64_t length) const {
   if (data_ == nullptr || length == 0 || offset >= size_) return;
   const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));

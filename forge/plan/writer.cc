@@ -112,6 +112,7 @@ Status WritePiece(const Piece& p, ByteBudget* budget, Progress* progress) {
     // Through a buffer that stays in the core's cache: pread then pwrite (see kWriteCallBytes).
     thread_local std::vector<uint8_t> buffer(kWriteCallBytes);
     const uint64_t src_off = e.source.file->header().data_start + e.source.info->begin + p.begin * es;
+    e.source.file->WillNeedRange(src_off, bytes);  // the piece (up to 64 MB) in large reads, ahead of ours
     for (uint64_t done = 0; done < bytes;) {
       const uint64_t n = std::min(kWriteCallBytes, bytes - done);
       Status st = e.source.file->ReadRange(src_off + done, buffer.data(), n);

@@ -26,6 +26,7 @@ class SafetensorsFile {
   void ReleaseRange(uint64_t file_offset, uint64_t length) const { map_->Release(file_offset, length); }
   // Copies n bytes at a file offset (MappedFile::ReadAt): for streaming through a small buffer.
   Status ReadRange(uint64_t file_offset, void* dst, uint64_t n) const { return map_->ReadAt(file_offset, dst, n); }
+  void WillNeedRange(uint64_t file_offset, uint64_t length) const { map_->WillNeed(file_offset, length); }
 
  private:
   std::unique_ptr<MappedFile> map_;

@@ -112,6 +112,50 @@ INSTANTIATE_TEST_SUITE_P(Storage, Kernels,
                                             ::testing::Values(verify::model::AffineKernel::kBest,
                                                               verify::model::AffineKernel::kPortable)));
 
+// A group of products (the decoder's q/k/v, gate/up, a verify pass's experts with different tokens each)
+// runs in one parallel region: every product's results must be the bits it gives alone, one token at a
+// time, whatever the pool; a product with no tokens is skipped.
+TEST(MatMulGroup, EveryProductGivesWhatItGivesAlone) {
+  Owned a = MakeMatrix(quant::QuantMode::kAffine, 4, 64, 300, 256, 21);
+  Owned b = MakeMatrix(quant::QuantMode::kAffine, 8, 32, 97, 256, 22);
+  Owned c = MakeMatrix(quant::QuantMode::kAffine, 16, 0, 1000, 128, 23);
+  Owned d = MakeMatrix(quant::QuantMode::kMxfp4, 4, 32, 64, 256, 24);
+  std::mt19937 rng(9);
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  std::vector<std::vector<float>> x(5, std::vector<float>(256));
+  for (auto& v : x)
+    for (float& f : v) f = n(rng);
+  struct Case {
+    const Matrix* w;
+    std::vector<int> tokens;
+  };
+  const std::vector<Case> cases = {
+      {&a.m, {0, 1, 2}}, {&b.m, {3}}, {&c.m, {4, 0}}, {&d.m, {1, 2, 3, 4}}, {&a.m, {}}};
+  for (unsigned threads : {1u, 2u, 3u}) {
+    ThreadPool pool(threads);
+    std::vector<std::vector<std::vector<float>>> got(cases.size());
+    std::vector<verify::model::Product> group;
+    for (size_t i = 0; i < cases.size(); ++i) {
+      verify::model::Product p{cases[i].w, {}, {}};
+      got[i].assign(cases[i].tokens.size(), std::vector<float>(static_cast<size_t>(cases[i].w->rows())));
+      for (size_t t = 0; t < cases[i].tokens.size(); ++t) {
+        p.xs.push_back(x[cases[i].tokens[t]].data());
+        p.ys.push_back(got[i][t].data());
+      }
+      group.push_back(std::move(p));
+    }
+    MatMul(&pool).RunGroup(group);
+    for (size_t i = 0; i < cases.size(); ++i) {
+      for (size_t t = 0; t < cases[i].tokens.size(); ++t) {
+        std::vector<float> alone(static_cast<size_t>(cases[i].w->rows()));
+        MatMul(nullptr).Run(*cases[i].w, x[cases[i].tokens[t]].data(), alone.data());
+        EXPECT_EQ(0, std::memcmp(alone.data(), got[i][t].data(), alone.size() * sizeof(float)))
+            << "product " << i << " token " << t << " threads " << threads;
+      }
+    }
+  }
+}
+
 // Where the CPU has AVX-512 the two affine kernels are different code: they must agree with each other
 // to f32 rounding (each is also checked against the codec above).
 TEST(AffineKernels, BestAndPortableAgree) {

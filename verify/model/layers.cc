@@ -95,10 +95,7 @@ void GatedDeltaNet(const LayerContext& c, const GdnWeights& w, const Rows& xs, G
   const int64_t Hk = g.k_heads, Hv = g.v_heads, Dk = g.k_dim, Dv = g.v_dim, kd = Hk * Dk, vd = Hv * Dv;
   Rows qkv(n, C), z(n, vd), b(n, Hv), a(n, Hv), core(n, vd);
   const auto in = xs.cptrs();
-  c.mm.Run(w.qkv, in, qkv.ptrs());
-  c.mm.Run(w.z, in, z.ptrs());
-  c.mm.Run(w.b, in, b.ptrs());
-  c.mm.Run(w.a, in, a.ptrs());
+  c.mm.RunGroup({{&w.qkv, in, qkv.ptrs()}, {&w.z, in, z.ptrs()}, {&w.b, in, b.ptrs()}, {&w.a, in, a.ptrs()}});
 
   std::vector<float> y(static_cast<size_t>(C));
   const float q_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(Dk)));
@@ -153,9 +150,7 @@ void GatedAttention(const LayerContext& c, const AttentionWeights& w, const Rows
   const int64_t n = xs.n, nh = g.heads, nkv = g.kv_heads, d = g.head_dim;
   Rows qg(n, 2 * nh * d), kk(n, nkv * d), vv(n, nkv * d), out(n, nh * d);
   const auto in = xs.cptrs();
-  c.mm.Run(w.q, in, qg.ptrs());
-  c.mm.Run(w.k, in, kk.ptrs());
-  c.mm.Run(w.v, in, vv.ptrs());
+  c.mm.RunGroup({{&w.q, in, qg.ptrs()}, {&w.k, in, kk.ptrs()}, {&w.v, in, vv.ptrs()}});
   cache.width = nkv * d;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   std::vector<float> q(static_cast<size_t>(d)), scores;
@@ -194,40 +189,92 @@ void GatedAttention(const LayerContext& c, const AttentionWeights& w, const Rows
 
 namespace {
 
+void SiluTimes(Rows& gate, const Rows& up) {
+  for (size_t i = 0; i < gate.data.size(); ++i) gate.data[i] = Silu(gate.data[i]) * up.data[i];
+}
+
 void Mlp(const LayerContext& c, const MlpWeights& w, const Rows& xs, Rows& ys) {
   const int64_t width = w.gate.rows();
   Rows gate(xs.n, width), up(xs.n, width);
   const auto in = xs.cptrs();
-  c.mm.Run(w.gate, in, gate.ptrs());
-  c.mm.Run(w.up, in, up.ptrs());
-  for (size_t i = 0; i < gate.data.size(); ++i) gate.data[i] = Silu(gate.data[i]) * up.data[i];
+  c.mm.RunGroup({{&w.gate, in, gate.ptrs()}, {&w.up, in, up.ptrs()}});
+  SiluTimes(gate, up);
   c.mm.Run(w.down, gate.cptrs(), ys.ptrs());
 }
 
+// Three parallel regions per layer whatever the batch: router, shared gate and the shared expert's
+// gate/up; every chosen expert's gate/up (an expert chosen by several tokens of a verify pass reads its
+// weights once for all of them); every down projection. Each token's sum over its top-k is then taken in
+// the order of its ranking, as one token alone would.
 void Moe(const LayerContext& c, const MoeWeights& w, const Rows& xs, Rows& ys) {
   const Geometry& g = c.geo;
-  const int64_t H = g.hidden, E = g.experts, k = g.experts_per_tok;
-  Rows router(xs.n, E), shared(xs.n, H), shared_gate(xs.n, 1);
-  c.mm.Run(w.router, xs.cptrs(), router.ptrs());
-  Mlp(c, w.shared, xs, shared);
-  c.mm.Run(w.shared_gate, xs.cptrs(), shared_gate.ptrs());
-  std::vector<int64_t> order(static_cast<size_t>(E));
-  for (int64_t t = 0; t < xs.n; ++t) {
+  const int64_t H = g.hidden, E = g.experts, k = g.experts_per_tok, n = xs.n;
+  const int64_t shared_width = w.shared.gate.rows();
+  Rows router(n, E), shared_gate(n, 1), sh_gate(n, shared_width), sh_up(n, shared_width), shared(n, H);
+  const auto in = xs.cptrs();
+  c.mm.RunGroup({{&w.router, in, router.ptrs()},
+                 {&w.shared_gate, in, shared_gate.ptrs()},
+                 {&w.shared.gate, in, sh_gate.ptrs()},
+                 {&w.shared.up, in, sh_up.ptrs()}});
+  // Routing: per token its top-k experts (ranked) and renormalized weights (Qwen3.5-MoE always renormalizes).
+  std::vector<int64_t> order(static_cast<size_t>(E)), chosen(static_cast<size_t>(n * k));
+  std::vector<float> weight(static_cast<size_t>(n * k));
+  for (int64_t t = 0; t < n; ++t) {
     float* p = router.at(t);
     Softmax(p, E);
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return p[a] > p[b]; });
     float total = 0;
     for (int64_t i = 0; i < k; ++i) total += p[order[i]];
+    for (int64_t i = 0; i < k; ++i) {
+      chosen[t * k + i] = order[i];
+      weight[t * k + i] = p[order[i]] / total;
+    }
+  }
+  // Slot t * k + i: token t's i-th expert. Grouped by expert, in order of first use.
+  std::vector<int64_t> experts;
+  std::vector<std::vector<int64_t>> slots_of(static_cast<size_t>(E));
+  for (int64_t s = 0; s < n * k; ++s) {
+    auto& slots = slots_of[static_cast<size_t>(chosen[s])];
+    if (slots.empty()) experts.push_back(chosen[s]);
+    slots.push_back(s);
+  }
+  const int64_t width = experts.empty() ? 0 : w.experts[static_cast<size_t>(experts[0])].gate.rows();
+  Rows gate(n * k, width), up(n * k, width), out(n * k, H);
+  std::vector<Product> products;
+  for (int64_t e : experts) {
+    const MlpWeights& ew = w.experts[static_cast<size_t>(e)];
+    Product pg{&ew.gate, {}, {}}, pu{&ew.up, {}, {}};
+    for (int64_t s : slots_of[static_cast<size_t>(e)]) {
+      pg.xs.push_back(xs.at(s / k));
+      pg.ys.push_back(gate.at(s));
+      pu.xs.push_back(xs.at(s / k));
+      pu.ys.push_back(up.at(s));
+    }
+    products.push_back(std::move(pg));
+    products.push_back(std::move(pu));
+  }
+  c.mm.RunGroup(products);
+  SiluTimes(gate, up);
+  SiluTimes(sh_gate, sh_up);
+  products.clear();
+  for (int64_t e : experts) {
+    Product pd{&w.experts[static_cast<size_t>(e)].down, {}, {}};
+    for (int64_t s : slots_of[static_cast<size_t>(e)]) {
+      pd.xs.push_back(gate.at(s));
+      pd.ys.push_back(out.at(s));
+    }
+    products.push_back(std::move(pd));
+  }
+  products.push_back({&w.shared.down, sh_gate.cptrs(), shared.ptrs()});
+  c.mm.RunGroup(products);
+  for (int64_t t = 0; t < n; ++t) {
     float* y = ys.at(t);
     std::fill(y, y + H, 0.0f);
-    Rows one(1, H), out(1, H);
-    std::copy(xs.at(t), xs.at(t) + H, one.at(0));
-    for (int64_t i = 0; i < k; ++i) {  // top-k renormalized (Qwen3.5-MoE always renormalizes)
-      const int64_t e = order[i];
-      Mlp(c, w.experts[static_cast<size_t>(e)], one, out);
-      const float weight = p[e] / total;
-      for (int64_t j = 0; j < H; ++j) y[j] += weight * out.at(0)[j];
+    for (int64_t i = 0; i < k; ++i) {
+      const float wi = weight[t * k + i];
+      const float* o = out.at(t * k + i);
+      for (int64_t j = 0; j < H; ++j) y[j] += wi * o[j];
     }
     const float sg = Sigmoid(shared_gate.at(t)[0]);
     for (int64_t j = 0; j < H; ++j) y[j] += sg * shared.at(t)[j];

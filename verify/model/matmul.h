@@ -17,10 +17,23 @@
 
 namespace forge::verify::model {
 
+// One product of a group: w applied to every x of xs, into the matching y of ys.
+struct Product {
+  const Matrix* w;
+  std::vector<const float*> xs;
+  std::vector<float*> ys;
+};
+
 class MatMul {
  public:
   explicit MatMul(ThreadPool* pool) : pool_(pool) {}
-  void Run(const Matrix& w, const std::vector<const float*>& xs, const std::vector<float*>& ys) const;
+  void Run(const Matrix& w, const std::vector<const float*>& xs, const std::vector<float*>& ys) const {
+    RunGroup({Product{&w, xs, ys}});
+  }
+  // Several products in one parallel region: their rows are split over the pool together, so a layer's
+  // projections (q, k, v; gate and up; a token's experts) cost one synchronization, not one each. Every
+  // result is the one the product gives alone.
+  void RunGroup(const std::vector<Product>& products) const;
   void Run(const Matrix& w, const float* x, float* y) const {
     Run(w, std::vector<const float*>{x}, std::vector<float*>{y});
   }
