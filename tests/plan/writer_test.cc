@@ -91,7 +91,7 @@ TEST(Writer, DeterministicAcrossRunsThreadCountsAndPieceSizes) {
 // Carried files are copied on the pool beside the new shards, each 256 KB read back and compared as it is
 // written, and handed to the sink in file order. Whatever the threads and piece size, the copy and the
 // bytes the sink saw are the source's, in order; the new shards are written as usual.
-TEST(Writer, CarriedFilesCopiedInRangesReachTheSinkInOrder) {
+TEST(Writer, CarriedFilesCopiedBesideNewShardsReachTheSinkInOrder) {
   struct Collect : CarriedBytesSink {
     std::string bytes;
     void Update(const uint8_t* data, uint64_t n) override { bytes.append(reinterpret_cast<const char*>(data), n); }
