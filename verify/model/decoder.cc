@@ -1,5 +1,8 @@
 #include "verify/model/decoder.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace forge::verify::model {
 namespace {
 
@@ -72,6 +75,10 @@ void Decoder::Forward(const std::vector<int64_t>& tokens, DecoderState& st, Logi
 }
 
 void Decoder::Restore(DecoderState& st, const GdnSnapshots& snapshots, int64_t start, int64_t t) const {
+  if (t < 0 || static_cast<size_t>(t) + 1 >= snapshots.size()) {
+    std::fprintf(stderr, "forge: internal error: Restore(%lld) of a %zu-position pass\n", static_cast<long long>(t), snapshots.size());
+    std::abort();
+  }
   const auto& snap = snapshots[static_cast<size_t>(t)];
   for (size_t i = 0; i < w_.layers.size(); ++i) {
     if (w_.layers[i].full_attention) {

@@ -40,7 +40,8 @@ class Decoder {
   void Forward(const std::vector<int64_t>& tokens, DecoderState& st, LogitsFor which, ForwardOutput& out,
                GdnSnapshots* snapshots = nullptr) const;
   // Rolls back to the state after position index `t` of the Forward call that produced `snapshots`, which
-  // started at `start`: GDN states restored, K/V truncated, position = start + t + 1.
+  // started at `start`: GDN states restored, K/V truncated, position = start + t + 1. `t` is below the last
+  // position (after it, the state is already there: nothing to roll back).
   void Restore(DecoderState& st, const GdnSnapshots& snapshots, int64_t start, int64_t t) const;
 
   void Embed(int64_t token, float* out) const { w_.embed.Row(token, out); }

@@ -139,7 +139,7 @@ void GatedDeltaNet(const LayerContext& c, const GdnWeights& w, const Rows& xs, G
       const float* zh = z.at(t) + h * Dv;
       for (int64_t j = 0; j < Dv; ++j) o[j] = (w.norm[j] * (o[j] * inv)) * Silu(zh[j]);
     });
-    if (after_each) after_each->push_back(state);
+    if (after_each && t + 1 < n) after_each->push_back(state);  // after the last: the live state
   }
   c.mm.Run(w.out, core.cptrs(), ys.ptrs());
 }
