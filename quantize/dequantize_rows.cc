@@ -125,6 +125,15 @@ FORGE_INLINE void Affine4F32Lanes(const uint8_t* codes, uint64_t g, float scale,
     std::memcpy(out + i * sizeof(float), &v, sizeof v);  // out may be unaligned
   }
 }
+// mxfp4 / nvfp4 into float32: the scale byte's 16 values looked up by nibble lanes.
+FORGE_INLINE void Fp4F32Lanes(const uint8_t* codes, uint64_t g, const float* values, uint8_t* out) {
+  for (uint64_t i = 0; i < g; i += simd::kLanes) {
+    const simd::I16 q = simd::NibbleLanes(codes + i / 2);
+    simd::V16 v;
+    for (int j = 0; j < simd::kLanes; ++j) v[j] = values[q[j]];
+    std::memcpy(out + i * sizeof(float), &v, sizeof v);  // out may be unaligned
+  }
+}
 FORGE_INLINE void Mxfp8F32Lanes(const uint8_t* codes, uint64_t g, const float* element, float factor, float* out) {
   for (uint64_t i = 0; i < g; i += simd::kLanes) {
     simd::V16 e;
@@ -149,6 +158,9 @@ FORGE_HOT void Affine8F32(const uint8_t* codes, uint64_t g, float scale, float b
 }
 FORGE_HOT void Affine4F32(const uint8_t* codes, uint64_t g, float scale, float bias, uint8_t* out) {
   Affine4F32Lanes(codes, g, scale, bias, out);
+}
+FORGE_HOT void Fp4F32(const uint8_t* codes, uint64_t g, const float* values, uint8_t* out) {
+  Fp4F32Lanes(codes, g, values, out);
 }
 FORGE_HOT void Mxfp8F32(const uint8_t* codes, uint64_t g, const float* element, float factor, float* out) {
   Mxfp8F32Lanes(codes, g, element, factor, out);
@@ -186,6 +198,10 @@ void Run(const QuantParams& p, DType sdt, const uint8_t* packed, const uint8_t* 
       if constexpr (std::is_same_v<Out, F32Out>) {
         if (affine && bits == 4 && sdt == DType::kBF16) {
           Affine4F32(row_in + first / 2, g, scale, bias, out + (r * k + first) * sizeof(float));
+          continue;
+        }
+        if (fp4_values && g % simd::kLanes == 0) {
+          Fp4F32(row_in + first / 2, g, fp4_values + 16 * scales[group_index], out + (r * k + first) * sizeof(float));
           continue;
         }
       }
