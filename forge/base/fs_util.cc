@@ -235,6 +235,24 @@ Status CopyFileTo(const std::string& src, const std::string& dst) {
   return FsyncPath(dst);
 }
 
+Status PreadAll(int fd, void* dst, uint64_t n, uint64_t offset, const std::string& path, bool* ended) {
+  *ended = false;
+  auto* out = static_cast<uint8_t*>(dst);
+  while (n > 0) {
+    const ssize_t r = ::pread(fd, out, n, static_cast<off_t>(offset));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Status::Invalid("read failed: " + Errno(), path);
+    if (r == 0) {
+      *ended = true;
+      return Status();
+    }
+    out += r;
+    n -= static_cast<uint64_t>(r);
+    offset += static_cast<uint64_t>(r);
+  }
+  return Status();
+}
+
 Status WriteTextFile(const std::string& path, const std::string& text) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Status::Invalid("cannot create file: " + Errno(), path);

@@ -10,6 +10,7 @@
 // also removes what a killed run on the same output left (".NAME.forge-tmp-*" directories).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,9 @@ class StagedDir {
 // True when `inner` is `outer` or lies below it (both resolved; `inner` need not exist yet).
 bool PathIsInside(const std::string& inner, const std::string& outer);
 Status CopyFileTo(const std::string& src, const std::string& dst);
+// Reads n bytes at offset (retried on EINTR and short counts); *ended: the file ended before n bytes
+// (then the rest of dst is unspecified). Errors name `path`.
+Status PreadAll(int fd, void* dst, uint64_t n, uint64_t offset, const std::string& path, bool* ended);
 // True when both paths name the same file (one inode: a hard link), so its bytes are identical by construction.
 bool SameFile(const std::string& a, const std::string& b);
 // Written and fsynced (the directory entry is made durable by the StagedDir commit that follows).

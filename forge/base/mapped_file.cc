@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "forge/base/fs_util.h"
 #include "forge/base/signals.h"
 
 namespace forge {
@@ -77,16 +78,9 @@ Status MappedFile::ReadAt(uint64_t offset, void* dst, uint64_t n) const {
     if (n) std::memcpy(dst, data_ + offset, n);
     return Status();
   }
-  auto* out = static_cast<uint8_t*>(dst);
-  while (n > 0) {
-    const ssize_t r = ::pread(fd_, out, n, static_cast<off_t>(offset));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return Status::Invalid(std::string("read failed: ") + std::strerror(errno), path_);
-    if (r == 0) return Status::Invalid("the file shrank while forge read it (another process truncated or rewrote it)", path_);
-    out += r;
-    n -= static_cast<uint64_t>(r);
-    offset += static_cast<uint64_t>(r);
-  }
+  bool ended = false;
+  FORGE_RETURN_IF_ERROR(PreadAll(fd_, dst, n, offset, path_, &ended));
+  if (ended) return Status::Invalid(kSourceShrank, path_);
   return Status();
 }
 

@@ -14,6 +14,11 @@
 
 namespace forge {
 
+// What a read of a source says when the file ends early: another process truncated or rewrote it while
+// forge read it (a pwrite from its mapping fails with EFAULT there, a load raises SIGBUS: signals.h).
+inline constexpr const char* kSourceShrank =
+    "the file shrank while forge read it (another process truncated or rewrote a source); nothing was written";
+
 class MappedFile {
  public:
   static Result<std::unique_ptr<MappedFile>> Open(const std::string& path);

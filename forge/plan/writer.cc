@@ -50,11 +50,6 @@ class ByteBudget {
   std::condition_variable cv_;
 };
 
-// pwrite from a mapping fails with EFAULT (where a load would raise SIGBUS) when the mapped file lost the
-// pages being copied: another process truncated a source.
-constexpr const char* kSourceShrank =
-    "the file shrank while forge read it (another process truncated or rewrote a source); nothing was written";
-
 // Bytes per write call. Measured on ext4 (Linux 6.18, page cache warm): one 16 MB pwrite moves 0.3-0.5 GB/s,
 // the same bytes in 256 KB calls 1-2 GB/s (the kernel's copy into the page cache is what costs, and its
 // source then stays in the core's cache). scripts/bench.sh shows the whole-process effect.
@@ -65,7 +60,9 @@ Status PwriteAll(int fd, const uint8_t* data, uint64_t n, uint64_t offset, const
     ssize_t w = ::pwrite(fd, data, n, static_cast<off_t>(offset));
     if (w < 0) {
       if (errno == EINTR) continue;
-      if (errno == EFAULT) return Status::Invalid(kSourceShrank);  // the caller names the source
+      // From a mapping that lost the pages being copied (where a load would raise SIGBUS): the caller
+      // names the source.
+      if (errno == EFAULT) return Status::Invalid(kSourceShrank);
       return Status::Invalid(std::string("write failed: ") + std::strerror(errno), path);
     }
     data += w;
@@ -232,23 +229,6 @@ bool ShareFile(const std::string& src, const std::string& dst) {
   if (out >= 0) ::close(out);
   if (!cloned) ::unlink(dst.c_str());
   return cloned;
-}
-
-Status PreadAll(int fd, uint8_t* data, uint64_t n, uint64_t offset, const std::string& path, bool* short_read) {
-  *short_read = false;
-  while (n > 0) {
-    const ssize_t r = ::pread(fd, data, n, static_cast<off_t>(offset));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return Status::Invalid(std::string("read failed: ") + std::strerror(errno), path);
-    if (r == 0) {
-      *short_read = true;
-      return Status();
-    }
-    data += r;
-    n -= static_cast<uint64_t>(r);
-    offset += static_cast<uint64_t>(r);
-  }
-  return Status();
 }
 
 // A carried file copied a write call at a time: read from the source, written, read back from the output
