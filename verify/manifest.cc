@@ -28,27 +28,41 @@ struct FileDigest {
   std::string sha1, crc32;
 };
 
+// One sha1 (OpenSSL EVP) fed in pieces, its digest as lowercase hex.
+class Sha1 {
+ public:
+  Sha1() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha1(), nullptr); }
+  ~Sha1() { EVP_MD_CTX_free(ctx_); }
+  Sha1(const Sha1&) = delete;
+  Sha1& operator=(const Sha1&) = delete;
+  void Update(const uint8_t* data, uint64_t n) { EVP_DigestUpdate(ctx_, data, n); }
+  std::string Hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, md, &len);
+    std::string hex;
+    for (unsigned int i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
+    return hex;
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
 Result<FileDigest> DigestFile(const std::string& path, bool with_sha1) {
   FORGE_ASSIGN_OR_RETURN(auto map, MappedFile::Open(path));
   FileDigest d;
   d.bytes = map->size();
   uLong crc = crc32(0L, Z_NULL, 0);
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  if (with_sha1) EVP_DigestInit_ex(ctx, EVP_sha1(), nullptr);
+  Sha1 sha1;
   for (uint64_t off = 0; off < d.bytes; off += kChunk) {
     const uint64_t n = std::min(kChunk, d.bytes - off);
     crc = crc32(crc, map->data() + off, static_cast<uInt>(n));
-    if (with_sha1) EVP_DigestUpdate(ctx, map->data() + off, n);
+    if (with_sha1) sha1.Update(map->data() + off, n);
     map->Release(off, n);
   }
   d.crc32 = fmt::format("{:08x}", static_cast<uint32_t>(crc));
-  if (with_sha1) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx, md, &len);
-    for (unsigned int i = 0; i < len; ++i) d.sha1 += fmt::format("{:02x}", md[i]);
-  }
-  EVP_MD_CTX_free(ctx);
+  if (with_sha1) d.sha1 = sha1.Hex();
   return d;
 }
 
@@ -105,19 +119,7 @@ Status ValidateManifest(const nlohmann::json& m, const std::string& path) {
 
 }  // namespace
 
-struct StreamedFileDigest::Hash {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  Hash() { EVP_DigestInit_ex(ctx, EVP_sha1(), nullptr); }
-  ~Hash() { EVP_MD_CTX_free(ctx); }
-  std::string Hex() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx, md, &len);
-    std::string hex;
-    for (unsigned int i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
-    return hex;
-  }
-};
+struct StreamedFileDigest::Hash : Sha1 {};
 
 StreamedFileDigest::StreamedFileDigest() : hash_(new Hash), crc_(::crc32(0L, Z_NULL, 0)) {}
 
@@ -125,7 +127,7 @@ StreamedFileDigest::~StreamedFileDigest() { delete hash_; }
 
 void StreamedFileDigest::Update(const uint8_t* data, uint64_t n) {
   crc_ = crc32_z(crc_, data, n);
-  EVP_DigestUpdate(hash_->ctx, data, n);
+  hash_->Update(data, n);
   bytes_ += n;
 }
 
@@ -142,20 +144,13 @@ std::string TensorSha1(const st::SafetensorsFile& f, const st::TensorInfo& t) {
 }
 
 std::string Sha1Hex(const uint8_t* data, uint64_t n, const std::function<void(uint64_t, uint64_t)>& consumed) {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha1(), nullptr);
+  Sha1 sha1;
   for (uint64_t off = 0; off < n; off += kChunk) {
     const uint64_t len = std::min(kChunk, n - off);
-    EVP_DigestUpdate(ctx, data + off, len);
+    sha1.Update(data + off, len);
     if (consumed) consumed(off, len);
   }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, md, &len);
-  EVP_MD_CTX_free(ctx);
-  std::string hex;
-  for (unsigned int i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
-  return hex;
+  return sha1.Hex();
 }
 
 std::string Crc32Hex(const uint8_t* data, uint64_t n) {
