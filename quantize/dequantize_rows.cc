@@ -109,11 +109,11 @@ FORGE_INLINE void Mxfp8Bf16Lanes(const uint8_t* codes, uint64_t g, const float* 
 }
 
 // The same two into float32 (what --report's fidelity sums read): the values above, widened exactly.
-FORGE_INLINE void Affine8F32Lanes(const uint8_t* codes, uint64_t g, float scale, float bias, float* out) {
+FORGE_INLINE void Affine8F32Lanes(const uint8_t* codes, uint64_t g, float scale, float bias, uint8_t* out) {
   for (uint64_t i = 0; i < g; i += simd::kLanes) {
     const simd::V16 q = __builtin_convertvector(simd::ByteLanes(codes + i), simd::V16);
     const simd::V16 v = RoundBf16(RoundBf16(q * scale) + bias);
-    std::memcpy(out + i, &v, sizeof v);
+    std::memcpy(out + i * sizeof(float), &v, sizeof v);  // out may be unaligned
   }
 }
 // Affine 4-bit codes into float32, computed rather than looked up (16 lanes of arithmetic beat 16 table
@@ -134,12 +134,12 @@ FORGE_INLINE void Fp4F32Lanes(const uint8_t* codes, uint64_t g, const float* val
     std::memcpy(out + i * sizeof(float), &v, sizeof v);  // out may be unaligned
   }
 }
-FORGE_INLINE void Mxfp8F32Lanes(const uint8_t* codes, uint64_t g, const float* element, float factor, float* out) {
+FORGE_INLINE void Mxfp8F32Lanes(const uint8_t* codes, uint64_t g, const float* element, float factor, uint8_t* out) {
   for (uint64_t i = 0; i < g; i += simd::kLanes) {
     simd::V16 e;
     for (int j = 0; j < simd::kLanes; ++j) e[j] = element[codes[i + j]];
     const simd::V16 v = e * factor;
-    std::memcpy(out + i, &v, sizeof v);
+    std::memcpy(out + i * sizeof(float), &v, sizeof v);
   }
 }
 
@@ -153,7 +153,7 @@ FORGE_HOT void Mxfp8Bf16(const uint8_t* codes, uint64_t g, const float* element,
                          uint16_t* out) {
   Mxfp8Bf16Lanes(codes, g, element, factor, out);
 }
-FORGE_HOT void Affine8F32(const uint8_t* codes, uint64_t g, float scale, float bias, float* out) {
+FORGE_HOT void Affine8F32(const uint8_t* codes, uint64_t g, float scale, float bias, uint8_t* out) {
   Affine8F32Lanes(codes, g, scale, bias, out);
 }
 FORGE_HOT void Affine4F32(const uint8_t* codes, uint64_t g, float scale, float bias, uint8_t* out) {
@@ -162,7 +162,7 @@ FORGE_HOT void Affine4F32(const uint8_t* codes, uint64_t g, float scale, float b
 FORGE_HOT void Fp4F32(const uint8_t* codes, uint64_t g, const float* values, uint8_t* out) {
   Fp4F32Lanes(codes, g, values, out);
 }
-FORGE_HOT void Mxfp8F32(const uint8_t* codes, uint64_t g, const float* element, float factor, float* out) {
+FORGE_HOT void Mxfp8F32(const uint8_t* codes, uint64_t g, const float* element, float factor, uint8_t* out) {
   Mxfp8F32Lanes(codes, g, element, factor, out);
 }
 
@@ -196,12 +196,22 @@ void Run(const QuantParams& p, DType sdt, const uint8_t* packed, const uint8_t* 
       };
       const uint64_t first = gi * g;
       if constexpr (std::is_same_v<Out, F32Out>) {
-        if (affine && bits == 4 && sdt == DType::kBF16) {
-          Affine4F32(row_in + first / 2, g, scale, bias, out + (r * k + first) * sizeof(float));
+        // Into float32 (what --report reads), every vector case written in place.
+        uint8_t* dst = out + (r * k + first) * sizeof(float);
+        if (affine && sdt == DType::kBF16 && bits == 4) {
+          Affine4F32(row_in + first / 2, g, scale, bias, dst);
+          continue;
+        }
+        if (affine && sdt == DType::kBF16 && bits == 8) {
+          Affine8F32(row_in + first, g, scale, bias, dst);
+          continue;
+        }
+        if (fp8_element) {
+          Mxfp8F32(row_in + first, g, fp8_element, factor, dst);
           continue;
         }
         if (fp4_values && g % simd::kLanes == 0) {
-          Fp4F32(row_in + first / 2, g, fp4_values + 16 * scales[group_index], out + (r * k + first) * sizeof(float));
+          Fp4F32(row_in + first / 2, g, fp4_values + 16 * scales[group_index], dst);
           continue;
         }
       }
@@ -234,15 +244,6 @@ void Run(const QuantParams& p, DType sdt, const uint8_t* packed, const uint8_t* 
           Affine8Bf16(b, g, scale, bias, buf);
         } else if (!affine) {
           Mxfp8Bf16(b, g, fp8_element, factor, buf);
-        } else {
-          for (uint64_t i = 0; i < g; ++i) buf[i] = Out::Encode(value(b[i]));
-        }
-      } else if constexpr (std::is_same_v<Out, F32Out>) {
-        const uint8_t* b = row_in + first;
-        if (affine && sdt == DType::kBF16) {
-          Affine8F32(b, g, scale, bias, buf);
-        } else if (!affine) {
-          Mxfp8F32(b, g, fp8_element, factor, buf);
         } else {
           for (uint64_t i = 0; i < g; ++i) buf[i] = Out::Encode(value(b[i]));
         }

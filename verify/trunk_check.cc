@@ -35,8 +35,8 @@ TrunkCheck CheckTrunk(const Checkpoint& src, const Checkpoint& out, const std::s
     auto key = std::make_pair(ref.file->path(), s->file->path());
     auto it = same_file.find(key);
     if (it == same_file.end()) it = same_file.emplace(key, SameFile(key.first, key.second)).first;
-    const uint64_t a_begin = ref.file->header().data_start + ref.info->begin;
-    const bool same_offset = a_begin == s->file->header().data_start + s->info->begin;
+    const uint64_t a_off = ref.file->header().data_start + ref.info->begin, b_off = s->file->header().data_start + s->info->begin;
+    const bool same_offset = a_off == b_off;
     if (it->second && same_offset) {
       ++c.compared;
       ++c.linked;
@@ -48,7 +48,6 @@ TrunkCheck CheckTrunk(const Checkpoint& src, const Checkpoint& out, const std::s
       continue;
     }
     const uint8_t *a = ref.file->Data(*ref.info), *b = s->file->Data(*s->info);
-    const uint64_t a_off = ref.file->header().data_start + ref.info->begin, b_off = s->file->header().data_start + s->info->begin;
     for (uint64_t off = 0; off < ref.info->nbytes(); off += kChunk) {
       const uint64_t n = std::min(kChunk, ref.info->nbytes() - off);
       const bool same = std::memcmp(a + off, b + off, n) == 0;
