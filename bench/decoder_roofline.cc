@@ -161,7 +161,7 @@ int main(int argc, char** argv) {
     verify_ratio = two / one;
   }
   std::printf("checkpoint: %s (%s%s)\n", argv[1], w->format.c_str(), w->quantized ? ", quantized" : "");
-  std::printf("threads: %u\n", pool.size());
+  std::printf("threads: %u, affine kernel: %s\n", pool.size(), model::AffineKernelName(model::AffineKernel::kBest));
   std::printf("memory read bandwidth: %.2f GB/s\n", bw / 1e9);
   std::printf("weight bytes per token: %.3f GB\n", static_cast<double>(per_token) / 1e9);
   std::printf("roofline: %.2f tokens/s\n", roofline);

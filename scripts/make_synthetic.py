@@ -12,8 +12,16 @@ it (`language_model.model.*`, `switch_mlp` stacks, conv1d [C,K,1], MTP kept as `
 Random data is bf16 with sign and mantissa random and magnitudes in [2^-8, 2^0), so no NaN/Inf; norms get
 the same treatment (their values do not matter for throughput). `--no-mtp` writes the fine-tune case.
 
+`--quantize affine4` (MLX format only) writes the checkpoint as `forge quantize --mode affine --bits 4` lays one
+out, without the float source ever existing (a 40-layer 35B-A3B is 67 GB in bf16, 19 GB in 4 bits): every
+matrix forge quantizes becomes `.weight` (U32, packed) + `.scales` + `.biases` (bf16, group 64), routers at 8
+bits, conv1d / mtp.fc / vision tower kept float, and config.json gets forge's `quantization` block. The packed
+words are random bits, so the model's values mean nothing; its layout is what the timing needs. Check it
+against forge's own plan with `--data sparse` (files truncated to size, nothing written, free) and
+`forge quantize --dry-run --json` on the float variant.
+
 Usage: python3 scripts/make_synthetic.py --model 35B-A3B --layers 8 --out DIR [--format hf|mlx]
-       [--data random|constant] [--no-mtp] [--no-vision] [--max-shard-size 5GB]
+       [--data random|constant|sparse] [--no-mtp] [--no-vision] [--max-shard-size 5GB] [--quantize affine4]
 """
 import argparse
 import json
@@ -31,7 +39,34 @@ MODELS = {  # spec §1.3: H, L, nh, nkv, I (dense), Hv, (E, k, Ie, Is), tie, vis
     "397B-A17B": dict(H=4096, L=60, nh=32, nkv=2, I=None, Hv=64, moe=(512, 10, 1024, 1024), tie=False, vis=(27, 1152, 4304, 16)),
 }
 VOCAB, HEAD_DIM, HK, DK, DV, KCONV = 248320, 256, 16, 128, 128, 4
-DTYPE_BYTES = {"BF16": 2, "F32": 4}
+DTYPE_BYTES = {"BF16": 2, "F32": 4, "U32": 4}
+GROUP = 64
+
+
+def quantized_bits(name, shape):
+    """Bits forge's affine-4 recipe gives an MLX-named tensor, or None where it stays float (quantize/policy)."""
+    if not name.endswith(".weight") or len(shape) < 2 or shape[-1] % GROUP:
+        return None
+    if name.startswith("vision_tower.") or "conv1d" in name or name.endswith("mtp.fc.weight"):
+        return None
+    return 8 if name.endswith((".mlp.gate.weight", ".mlp.shared_expert_gate.weight")) else 4
+
+
+def quantize_affine4(tensors):
+    """(tensors, quantization block) of the 4-bit layout: packed U32 weights, bf16 scales and biases."""
+    out, block = [], {"group_size": GROUP, "bits": 4, "mode": "affine"}
+    for name, shape, dt in tensors:
+        bits = quantized_bits(name, shape)
+        if bits is None:
+            out.append((name, shape, dt))
+            continue
+        base = name[: -len(".weight")]
+        groups = shape[:-1] + [shape[-1] // GROUP]
+        out.extend([(name, shape[:-1] + [shape[-1] * bits // 32], "U32"), (base + ".scales", groups, "BF16"),
+                    (base + ".biases", groups, "BF16")])
+        if bits != 4:
+            block[base] = {"group_size": GROUP, "bits": bits, "mode": "affine"}
+    return out, block
 
 
 def parse_size(s):
@@ -181,7 +216,8 @@ class DataPool:
     SIZE = 64 << 20
 
     def __init__(self, kind):
-        if kind == "constant":
+        self.sparse = kind == "sparse"
+        if kind in ("constant", "sparse"):
             self.buf = bytes([0x00, 0x3C]) * (self.SIZE // 2)  # bf16 0x3C00 = 2^-7
         else:
             b = bytearray(os.urandom(self.SIZE))
@@ -193,6 +229,9 @@ class DataPool:
         self.offset = 0
 
     def write(self, f, nbytes):
+        if self.sparse:  # leave a hole: the file gets its size, no data
+            f.seek(nbytes, os.SEEK_CUR)
+            return
         start = (self.offset * 2) % self.SIZE  # bf16-aligned, different for every tensor
         while nbytes > 0:
             n = min(nbytes, self.SIZE - start)
@@ -229,6 +268,7 @@ def write_checkpoint(out, tensors, cfg, data, max_shard):
             f.write(struct.pack("<Q", len(h)) + h)
             for n, s, dt, nb in shard:
                 pool.write(f, nb)
+            f.truncate()  # a sparse file's trailing hole
         print(f"  {fname}: {len(shard)} tensors, {offset / 1e9:.2f} GB", file=sys.stderr, flush=True)
     if len(shards) > 1:
         with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
@@ -250,7 +290,8 @@ def main():
     ap.add_argument("--model", choices=sorted(MODELS), required=True)
     ap.add_argument("--layers", type=int, default=0, help="truncate to N backbone layers (default: all)")
     ap.add_argument("--format", choices=["hf", "mlx"], default="hf")
-    ap.add_argument("--data", choices=["random", "constant"], default="random")
+    ap.add_argument("--data", choices=["random", "constant", "sparse"], default="random")
+    ap.add_argument("--quantize", choices=["affine4"], help="write the 4-bit layout forge's quantize makes (mlx only)")
     ap.add_argument("--no-mtp", action="store_true")
     ap.add_argument("--no-vision", action="store_true")
     ap.add_argument("--max-shard-size", default="5GB")
@@ -264,6 +305,11 @@ def main():
     cfg = config(m, a.model, layers, not a.no_mtp, not a.no_vision, a.format)
     if a.format == "mlx":  # converted: norms stored shifted, conv [C,K,1]; mlx-vlm keeps vision_config
         cfg["text_config"].pop("dtype", None)
+    if a.quantize:
+        if a.format != "mlx":
+            ap.error("--quantize needs --format mlx")
+        tensors, block = quantize_affine4(tensors)
+        cfg["quantization"] = cfg["quantization_config"] = block
     total = write_checkpoint(a.out, tensors, cfg, a.data, parse_size(a.max_shard_size))
     print(f"{a.out}: Qwen3.5-{a.model} x {layers} layers, {a.format}, {len(tensors)} tensors, {total / 1e9:.2f} GB", file=sys.stderr)
 

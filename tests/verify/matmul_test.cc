@@ -1,5 +1,5 @@
 // The decoder's matrix kernels against the codec: the fused affine kernels (scale * dot(q, x) + bias *
-// sum(x)), the AVX-512 one where the CPU has it and the portable one, must agree with dequantize-then-dot
+// sum(x)), the AVX-512 and AVX2 ones where the CPU has them and the portable one, must agree with dequantize-then-dot
 // to f32 rounding, for 4 and 8 bits and group sizes 32, 64, 128; every kernel gives a token the same bits
 // alone, in a batch (1, 2 and 4-token paths), and with any thread split.
 #include "verify/model/matmul.h"
@@ -57,7 +57,10 @@ struct KernelCase {
 
 class Kernels : public ::testing::TestWithParam<std::tuple<KernelCase, verify::model::AffineKernel>> {
  protected:
-  void SetUp() override { verify::model::SetAffineKernel(std::get<1>(GetParam())); }
+  void SetUp() override {
+    if (!verify::model::AffineKernelRuns(std::get<1>(GetParam()))) GTEST_SKIP() << "this CPU cannot run it";
+    verify::model::SetAffineKernel(std::get<1>(GetParam()));
+  }
   void TearDown() override { verify::model::SetAffineKernel(verify::model::AffineKernel::kBest); }
 };
 
@@ -109,7 +112,8 @@ INSTANTIATE_TEST_SUITE_P(Storage, Kernels,
                                                               KernelCase{quant::QuantMode::kAffine, 3, 64},
                                                               KernelCase{quant::QuantMode::kMxfp4, 4, 32},
                                                               KernelCase{quant::QuantMode::kNvfp4, 4, 16}),
-                                            ::testing::Values(verify::model::AffineKernel::kBest,
+                                            ::testing::Values(verify::model::AffineKernel::kAvx512,
+                                                              verify::model::AffineKernel::kAvx2,
                                                               verify::model::AffineKernel::kPortable)));
 
 // A group of products (the decoder's q/k/v, gate/up, a verify pass's experts with different tokens each)
@@ -156,20 +160,31 @@ TEST(MatMulGroup, EveryProductGivesWhatItGivesAlone) {
   }
 }
 
-// Where the CPU has AVX-512 the two affine kernels are different code: they must agree with each other
-// to f32 rounding (each is also checked against the codec above).
-TEST(AffineKernels, BestAndPortableAgree) {
-  if (!verify::model::CpuHasAvx512()) GTEST_SKIP() << "no AVX-512 here: one kernel only";
-  Owned w = MakeMatrix(quant::QuantMode::kAffine, 4, 64, 64, 512, 11);
-  std::vector<float> x(512), best(64), portable(64);
-  std::mt19937 rng(5);
-  std::normal_distribution<float> n(0.0f, 1.0f);
-  for (float& f : x) f = n(rng);
-  MatMul(nullptr).Run(w.m, x.data(), best.data());
-  verify::model::SetAffineKernel(verify::model::AffineKernel::kPortable);
-  MatMul(nullptr).Run(w.m, x.data(), portable.data());
-  verify::model::SetAffineKernel(verify::model::AffineKernel::kBest);
-  for (int r = 0; r < 64; ++r) EXPECT_NEAR(best[r], portable[r], 1e-4f * (1 + std::fabs(portable[r]))) << r;
+// Where the CPU has AVX2 or AVX-512 the affine kernels are different code: each must agree with the
+// portable one to f32 rounding (each is also checked against the codec above), for 4 and 8 bits.
+TEST(AffineKernels, EachAgreesWithThePortableOne) {
+  using verify::model::AffineKernel;
+  int compared = 0;
+  for (AffineKernel k : {AffineKernel::kAvx2, AffineKernel::kAvx512}) {
+    if (!verify::model::AffineKernelRuns(k)) continue;
+    for (int bits : {4, 8}) {
+      Owned w = MakeMatrix(quant::QuantMode::kAffine, bits, 64, 64, 512, 11);
+      std::vector<float> x(512), fast(64), portable(64);
+      std::mt19937 rng(5);
+      std::normal_distribution<float> n(0.0f, 1.0f);
+      for (float& f : x) f = n(rng);
+      verify::model::SetAffineKernel(k);
+      MatMul(nullptr).Run(w.m, x.data(), fast.data());
+      verify::model::SetAffineKernel(AffineKernel::kPortable);
+      MatMul(nullptr).Run(w.m, x.data(), portable.data());
+      verify::model::SetAffineKernel(AffineKernel::kBest);
+      for (int r = 0; r < 64; ++r)
+        EXPECT_NEAR(fast[r], portable[r], 1e-4f * (1 + std::fabs(portable[r])))
+            << verify::model::AffineKernelName(k) << " bits " << bits << " row " << r;
+      ++compared;
+    }
+  }
+  if (compared == 0) GTEST_SKIP() << "no AVX2 or AVX-512 here: one kernel only";
 }
 
 }  // namespace

@@ -102,14 +102,46 @@ bool CpuHasAvx512() {
   return has;
 }
 
+bool AffineKernelRuns(AffineKernel kernel) {
+  switch (kernel) {
+    case AffineKernel::kAvx512:
+      return CpuHasAvx512();
+    case AffineKernel::kAvx2: {
+      static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+      return has;
+    }
+    default:
+      return true;
+  }
+}
+
+AffineKernel BestAffineKernel() {
+  static const AffineKernel best = AffineKernelRuns(AffineKernel::kAvx512) ? AffineKernel::kAvx512
+                                   : AffineKernelRuns(AffineKernel::kAvx2) ? AffineKernel::kAvx2
+                                                                           : AffineKernel::kPortable;
+  return best;
+}
+
+const char* AffineKernelName(AffineKernel kernel) {
+  if (kernel == AffineKernel::kBest) kernel = BestAffineKernel();
+  return kernel == AffineKernel::kAvx512 ? "avx512" : kernel == AffineKernel::kAvx2 ? "avx2" : "portable";
+}
+
 void SetAffineKernel(AffineKernel kernel) { g_kernel.store(kernel); }
 
 void AffineRows(const Matrix& w, int64_t begin, int64_t end, const AffineBatch& b, float* scales,
                 float* biases) {
-  if (g_kernel.load(std::memory_order_relaxed) == AffineKernel::kBest && CpuHasAvx512()) {
-    AffineRowsAvx512(w, begin, end, b, scales, biases);
-  } else {
-    AffineRowsPortable(w, begin, end, b, scales, biases);
+  AffineKernel kernel = g_kernel.load(std::memory_order_relaxed);
+  if (kernel == AffineKernel::kBest) kernel = BestAffineKernel();
+  switch (kernel) {
+    case AffineKernel::kAvx512:
+      AffineRowsAvx512(w, begin, end, b, scales, biases);
+      return;
+    case AffineKernel::kAvx2:
+      AffineRowsAvx2(w, begin, end, b, scales, biases);
+      return;
+    default:
+      AffineRowsPortable(w, begin, end, b, scales, biases);
   }
 }
 

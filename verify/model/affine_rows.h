@@ -3,12 +3,13 @@
 // dequantized to memory, and applied to every token of the batch at once (a verify pass reads each weight
 // once for all its tokens).
 //
-// Two implementations: a portable one (GCC vectors, cloned for AVX2 and baseline x86, mul then add, per
-// group scale * dot(q, x)) and an AVX-512 one (intrinsics: one zero-extending load per 16 bytes of codes,
-// codes looked up in a 16-entry table of scale * code by a permute, fused multiply-add), picked once per
-// process by what the CPU has. Each gives a token the same
-// bits alone, in a batch, and with any split of the rows: what the speculative-decoding identity proof
-// needs. The two differ from each other in the last bits (FMA rounds once).
+// Three implementations: a portable one (GCC vectors, cloned for AVX2 and baseline x86, mul then add, per
+// group scale * dot(q, x); what other CPUs run), an AVX2 one (intrinsics for 8 lanes and 16 registers,
+// fused multiply-add, per group scale * dot(q, x)) and an AVX-512 one (one zero-extending load per 16 bytes
+// of codes, codes looked up in a 16-entry table of scale * code by a permute, fused multiply-add), the best
+// the CPU has picked once per process. Each gives a token the same bits alone, in a batch, and with any
+// split of the rows: what the speculative-decoding identity proof needs. They differ from each other in
+// the last bits (FMA rounds once; the sums are grouped differently).
 #pragma once
 
 #include <cstddef>
@@ -56,14 +57,21 @@ inline AffineRow LoadAffineRow(const Matrix& w, int64_t r, float* scales, float*
 void AffineRows(const Matrix& w, int64_t begin, int64_t end, const AffineBatch& b, float* scales,
                 float* biases);
 
-// Which implementation AffineRows runs: the best this CPU has, or the portable one (tests compare both).
-enum class AffineKernel { kBest, kPortable };
+// Which implementation AffineRows runs: the best this CPU has, or a given one (tests compare them all).
+enum class AffineKernel { kBest, kPortable, kAvx2, kAvx512 };
 void SetAffineKernel(AffineKernel kernel);
+// Whether this CPU can run `kernel` (kBest and kPortable: always).
+bool AffineKernelRuns(AffineKernel kernel);
+// The kernel kBest resolves to on this CPU, and its name ("avx512", "avx2", "portable").
+AffineKernel BestAffineKernel();
+const char* AffineKernelName(AffineKernel kernel);
 
-// The implementations (affine_rows.cc, affine_rows_avx512.cc). The AVX-512 one may only run where
-// CpuHasAvx512() says so.
+// The implementations (affine_rows.cc, affine_rows_avx2.cc, affine_rows_avx512.cc). The AVX2 and AVX-512
+// ones may only run where AffineKernelRuns says so.
 void AffineRowsPortable(const Matrix& w, int64_t begin, int64_t end, const AffineBatch& b, float* scales,
                         float* biases);
+void AffineRowsAvx2(const Matrix& w, int64_t begin, int64_t end, const AffineBatch& b, float* scales,
+                    float* biases);
 void AffineRowsAvx512(const Matrix& w, int64_t begin, int64_t end, const AffineBatch& b, float* scales,
                       float* biases);
 bool CpuHasAvx512();
