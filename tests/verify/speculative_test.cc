@@ -102,6 +102,34 @@ TEST(Rollback, RestoreEqualsNeverHavingSeenTheRejectedTokens) {
   EXPECT_TRUE(SameBits(x.logits, 0, y.logits, 0));
 }
 
+// One snapshot vector kept across passes of different lengths (as the speculative loop keeps it), each
+// pass rolled back at a different position, on a pool (the snapshot is copied per head by the threads that
+// update the heads): the state equals decoding only the kept tokens, every time.
+TEST(Rollback, SnapshotsReusedAcrossPassesRestoreEveryTime) {
+  LoadedModel m = LoadModel(FixturePath("moe-vlm-hf"));
+  ASSERT_TRUE(m.weights);
+  ThreadPool pool(3);
+  Decoder dec(*m.weights, &pool);
+  ForwardOutput out;
+  auto a = dec.NewState();
+  std::vector<int64_t> kept = {1, 2, 3};
+  dec.Forward(kept, a, LogitsFor::kNone, out);
+  verify::model::GdnSnapshots snaps;
+  const std::vector<std::vector<int64_t>> passes = {{4, 5, 6}, {7, 8}, {9, 10, 11, 12}, {13, 14, 15}};
+  const std::vector<int64_t> keep = {2, 1, 1, 3};  // positions of each pass kept (the last pass: all)
+  for (size_t i = 0; i < passes.size(); ++i) {
+    const int64_t start = a.position, n = static_cast<int64_t>(passes[i].size());
+    dec.Forward(passes[i], a, LogitsFor::kNone, out, &snaps);
+    if (keep[i] < n) dec.Restore(a, snaps, start, keep[i] - 1);
+    kept.insert(kept.end(), passes[i].begin(), passes[i].begin() + keep[i]);
+    auto b = dec.NewState();
+    dec.Forward(kept, b, LogitsFor::kNone, out);
+    ASSERT_EQ(a.position, b.position) << "pass " << i;
+    EXPECT_EQ(a.gdn, b.gdn) << "pass " << i;
+    for (size_t l = 0; l < a.kv.size(); ++l) EXPECT_EQ(a.kv[l].k, b.kv[l].k) << "pass " << i << " layer " << l;
+  }
+}
+
 class Identity : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(Identity, PlainAndSpeculativeAgreeAtEveryDepth) {

@@ -49,15 +49,11 @@ void Decoder::Forward(const std::vector<int64_t>& tokens, DecoderState& st, Logi
   Rows x(n, g.hidden);
   for (int64_t t = 0; t < n; ++t) Embed(tokens[static_cast<size_t>(t)], x.at(t));
   const LayerContext c{g, mm_};
-  std::vector<std::vector<GdnState>> per_layer(w_.layers.size());
+  if (snapshots) snapshots->resize(w_.layers.size());
   for (size_t i = 0; i < w_.layers.size(); ++i) {
-    RunLayer(c, w_.layers[i], x, st.position, &st.gdn[i], &st.kv[i], snapshots ? &per_layer[i] : nullptr);
-  }
-  if (snapshots) {
-    snapshots->assign(static_cast<size_t>(n), std::vector<GdnState>(w_.layers.size()));
-    for (size_t i = 0; i < w_.layers.size(); ++i) {
-      for (size_t t = 0; t < per_layer[i].size(); ++t) (*snapshots)[t][i] = std::move(per_layer[i][t]);
-    }
+    std::vector<GdnState>* after_each = nullptr;
+    if (snapshots && !w_.layers[i].full_attention) after_each = &(*snapshots)[i];
+    RunLayer(c, w_.layers[i], x, st.position, &st.gdn[i], &st.kv[i], after_each);
   }
   out.pre_norm = x;
   out.post_norm = Rows(n, g.hidden);
@@ -74,17 +70,22 @@ void Decoder::Forward(const std::vector<int64_t>& tokens, DecoderState& st, Logi
   st.position += n;
 }
 
-void Decoder::Restore(DecoderState& st, const GdnSnapshots& snapshots, int64_t start, int64_t t) const {
-  if (t < 0 || static_cast<size_t>(t) + 1 >= snapshots.size()) {
-    std::fprintf(stderr, "forge: internal error: Restore(%lld) of a %zu-position pass\n", static_cast<long long>(t), snapshots.size());
-    std::abort();
+void Decoder::Restore(DecoderState& st, GdnSnapshots& snapshots, int64_t start, int64_t t) const {
+  for (size_t i = 0; i < w_.layers.size(); ++i) {
+    const size_t kept = i < snapshots.size() ? snapshots[i].size() : 0;  // positions of the pass - 1
+    if (t < 0 || (!w_.layers[i].full_attention && static_cast<size_t>(t) >= kept)) {
+      std::fprintf(stderr, "forge: internal error: Restore(%lld) of a pass with %zu snapshots\n",
+                   static_cast<long long>(t), kept);
+      std::abort();
+    }
   }
-  const auto& snap = snapshots[static_cast<size_t>(t)];
   for (size_t i = 0; i < w_.layers.size(); ++i) {
     if (w_.layers[i].full_attention) {
       st.kv[i].Truncate(start + t + 1);
     } else {
-      st.gdn[i] = snap[i];
+      GdnState& snap = snapshots[i][static_cast<size_t>(t)];
+      st.gdn[i].conv.swap(snap.conv);
+      st.gdn[i].ssm.swap(snap.ssm);
     }
   }
   st.position = start + t + 1;

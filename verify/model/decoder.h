@@ -19,7 +19,9 @@ struct DecoderState {
   std::vector<KvCache> kv;    // per layer; empty for GDN layers
 };
 
-// GDN states after each position of one Forward call: [position][layer].
+// GDN states after each position but the last of one Forward call: [layer][position] (attention layers:
+// empty). Keep one between passes: Forward overwrites it in place and Restore swaps it into the state, so
+// neither allocates.
 using GdnSnapshots = std::vector<std::vector<GdnState>>;
 
 enum class LogitsFor { kAll, kLast, kNone };
@@ -41,8 +43,9 @@ class Decoder {
                GdnSnapshots* snapshots = nullptr) const;
   // Rolls back to the state after position index `t` of the Forward call that produced `snapshots`, which
   // started at `start`: GDN states restored, K/V truncated, position = start + t + 1. `t` is below the last
-  // position (after it, the state is already there: nothing to roll back).
-  void Restore(DecoderState& st, const GdnSnapshots& snapshots, int64_t start, int64_t t) const;
+  // position (after it, the state is already there: nothing to roll back). The restored snapshots are
+  // swapped with the discarded states: `snapshots` is spent (reusable as storage for the next Forward).
+  void Restore(DecoderState& st, GdnSnapshots& snapshots, int64_t start, int64_t t) const;
 
   void Embed(int64_t token, float* out) const { w_.embed.Row(token, out); }
   void LmHead(const std::vector<const float*>& xs, const std::vector<float*>& ys) const {

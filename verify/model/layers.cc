@@ -97,6 +97,13 @@ void GatedDeltaNet(const LayerContext& c, const GdnWeights& w, const Rows& xs, G
   const auto in = xs.cptrs();
   c.mm.RunGroup({{&w.qkv, in, qkv.ptrs()}, {&w.z, in, z.ptrs()}, {&w.b, in, b.ptrs()}, {&w.a, in, a.ptrs()}});
 
+  if (after_each) {
+    after_each->resize(static_cast<size_t>(std::max<int64_t>(n - 1, 0)));
+    for (GdnState& snap : *after_each) {  // no-ops when the vector is reused
+      snap.conv.resize(state.conv.size());
+      snap.ssm.resize(state.ssm.size());
+    }
+  }
   std::vector<float> y(static_cast<size_t>(C));
   const float q_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(Dk)));
   for (int64_t t = 0; t < n; ++t) {
@@ -113,6 +120,8 @@ void GatedDeltaNet(const LayerContext& c, const GdnWeights& w, const Rows& xs, G
       std::copy(state.conv.begin() + C, state.conv.end(), state.conv.begin());
       std::copy(x, x + C, state.conv.end() - C);
     }
+    GdnState* snap = after_each && t + 1 < n ? &(*after_each)[static_cast<size_t>(t)] : nullptr;
+    if (snap) std::copy(state.conv.begin(), state.conv.end(), snap->conv.begin());
     float* q = y.data();
     float* k = y.data() + kd;
     const float* v = y.data() + 2 * kd;
@@ -133,13 +142,14 @@ void GatedDeltaNet(const LayerContext& c, const GdnWeights& w, const Rows& xs, G
       GdnHeadInput head{k + kh * Dk, q + kh * Dk, v + h * Dv, Sigmoid(b.at(t)[h]),
                         std::exp(-std::exp(w.a_log[h]) * Softplus(a.at(t)[h] + w.dt_bias[h]))};
       float* o = core.at(t) + h * Dv;
-      GdnHeadStep(head, Dk, Dv, state.ssm.data() + h * Dk * Dv, o);
+      float* s = state.ssm.data() + h * Dk * Dv;
+      GdnHeadStep(head, Dk, Dv, s, o);
+      if (snap) std::copy(s, s + Dk * Dv, snap->ssm.data() + h * Dk * Dv);  // while it is in this core's cache
       // Gated RMSNorm: plain weight, then silu(z) of the same head.
       const float inv = static_cast<float>(1.0 / std::sqrt(Dot(o, o, Dv) / static_cast<double>(Dv) + g.eps));
       const float* zh = z.at(t) + h * Dv;
       for (int64_t j = 0; j < Dv; ++j) o[j] = (w.norm[j] * (o[j] * inv)) * Silu(zh[j]);
     });
-    if (after_each && t + 1 < n) after_each->push_back(state);  // after the last: the live state
   }
   c.mm.Run(w.out, core.cptrs(), ys.ptrs());
 }

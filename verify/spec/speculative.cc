@@ -91,11 +91,11 @@ SpecResult SpeculativeGreedy(const model::Decoder& dec, const model::MtpHead& mt
 
   int64_t y = prompt.back(), p = n - 1;
   std::vector<int64_t> drafts;  // none before the first backbone step
+  model::GdnSnapshots snaps;    // reused by every verify pass: no allocation per round
   while (true) {
     const int64_t k = static_cast<int64_t>(drafts.size());
     std::vector<int64_t> feed{y};
     feed.insert(feed.end(), drafts.begin(), drafts.end());
-    model::GdnSnapshots snaps;
     dec.Forward(feed, st, LogitsFor::kAll, out, k > 0 ? &snaps : nullptr);
     Round round{p, drafts, {}, 0};
     for (int64_t j = 0; j <= k; ++j) {
