@@ -14,6 +14,7 @@
 #include "quantize/bitpack.h"
 #include "quantize/codec.h"
 #include "quantize/groups.h"
+#include "quantize/row_kernels.h"
 
 namespace forge::quant {
 namespace {
@@ -97,7 +98,16 @@ std::vector<uint8_t> Encode(DType dt, const std::vector<float>& v) {
   return out;
 }
 
-TEST(RowKernels, EqualTheScalarGroupCodeBitForBit) {
+// Every vector width this CPU runs (16 lanes on AVX-512, 8 on AVX2, 4 everywhere) against the scalar code.
+class RowKernels : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    if (!SetQuantizeLanes(GetParam())) GTEST_SKIP() << GetParam() << " lanes: not on this CPU";
+  }
+  void TearDown() override { SetQuantizeLanes(0); }
+};
+
+TEST_P(RowKernels, EqualTheScalarGroupCodeBitForBit) {
   std::mt19937 rng(7);
   const std::vector<float> values = HardValues(rng);
   const QuantParams params[] = {{QuantMode::kAffine, 2, 32}, {QuantMode::kAffine, 3, 64}, {QuantMode::kAffine, 4, 64},
@@ -125,7 +135,7 @@ TEST(RowKernels, EqualTheScalarGroupCodeBitForBit) {
 }
 
 // Random weights at every scale the E2M1 / E4M3 grids care about, many rows.
-TEST(RowKernels, RandomRowsAtManyScales) {
+TEST_P(RowKernels, RandomRowsAtManyScales) {
   std::mt19937 rng(11);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::uniform_int_distribution<int> exponent(-30, 30);
@@ -145,6 +155,9 @@ TEST(RowKernels, RandomRowsAtManyScales) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Lanes, RowKernels, ::testing::Values(4, 8, 16),
+                         [](const ::testing::TestParamInfo<int>& lanes) { return std::to_string(lanes.param) + "lanes"; });
 
 }  // namespace
 }  // namespace forge::quant
