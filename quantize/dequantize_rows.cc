@@ -78,10 +78,13 @@ bool Tabulated(const QuantParams& p) {
   return p.bits < 8 && (1u << p.bits) <= static_cast<uint32_t>(p.group_size);
 }
 
-// bf16 rounding of 16 lanes, as F32ToBf16 (NaN kept quiet, else nearest even), returned widened.
+// bf16 rounding of 16 lanes, as F32ToBf16 (NaN kept quiet, else nearest even), returned widened. The NaN
+// mask is the sign of 0x7f800000 - |u| spread by an arithmetic shift, not a comparison: GCC 12 compiles a
+// comparison of 16 lanes in the AVX2 clone as 16 scalar ones (dequantize ran at a third of its speed there).
 FORGE_INLINE simd::V16 RoundBf16(simd::V16 v) {
   const simd::U16 u = simd::Bits(v);
-  const simd::U16 nan = (u & 0x7fffffffu) > 0x7f800000u;  // all ones where NaN
+  const simd::U16 nan =
+      reinterpret_cast<simd::U16>(reinterpret_cast<simd::I16>(0x7f800000u - (u & 0x7fffffffu)) >> 31);
   const simd::U16 rounded = ((u + 0x7fffu + ((u >> 16) & 1u)) >> 16) << 16;
   const simd::U16 quiet = ((u >> 16) | 0x40u) << 16;
   return simd::FromBits((rounded & ~nan) | (quiet & nan));
