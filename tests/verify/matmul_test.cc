@@ -115,13 +115,13 @@ INSTANTIATE_TEST_SUITE_P(Storage, Kernels,
                                             ::testing::Values(verify::model::AffineKernel::kAvx512,
                                                               verify::model::AffineKernel::kAvx2,
                                                               verify::model::AffineKernel::kPortable)),
-                         [](const auto& info) {  // e.g. affine4_g64_avx2
-                           const KernelCase c = std::get<0>(info.param);
+                         [](const auto& param_info) {  // e.g. affine4_g64_avx2
+                           const KernelCase c = std::get<0>(param_info.param);
                            const char* mode = c.mode == quant::QuantMode::kAffine  ? "affine"
                                               : c.mode == quant::QuantMode::kMxfp4 ? "mxfp"
                                                                                     : "nvfp";
                            return std::string(mode) + std::to_string(c.bits) + "_g" + std::to_string(c.group) +
-                                  "_" + verify::model::AffineKernelName(std::get<1>(info.param));
+                                  "_" + verify::model::AffineKernelName(std::get<1>(param_info.param));
                          });
 
 // A group of products (the decoder's q/k/v, gate/up, a verify pass's experts with different tokens each)

@@ -53,6 +53,15 @@ inline AffineRow LoadAffineRow(const Matrix& w, int64_t r, float* scales, float*
   return {w.packed_data() + row * bytes, bytes};
 }
 
+// Before row r of [r, end): the codes of the row kPrefetchRows ahead asked into L2, which the hardware
+// prefetcher, stopping at page boundaries, may not have asked for yet.
+inline constexpr int64_t kPrefetchRows = 8;
+inline void PrefetchRowAhead(const AffineRow& row, int64_t r, int64_t end) {
+  if (r + kPrefetchRows >= end) return;
+  const uint8_t* ahead = row.codes + kPrefetchRows * row.bytes;
+  for (uint64_t off = 0; off < row.bytes; off += 64) __builtin_prefetch(ahead + off, 0, 2);  // prefetcht1
+}
+
 // Rows [begin, end) of w for every token of b. scales/biases: scratch of k / group_size floats.
 void AffineRows(const Matrix& w, int64_t begin, int64_t end, const AffineBatch& b, float* scales,
                 float* biases);

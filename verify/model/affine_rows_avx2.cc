@@ -110,9 +110,6 @@ FORGE_AVX2_INLINE void RowTokens(const uint8_t* p, int64_t groups, int64_t gs, c
   for (int t = 0; t < N; ++t) b.ys[t0 + t][r] = Fold8(acc[t]) + BiasSum(biases, b.xsums[t0 + t], groups);
 }
 
-// Rows ahead whose codes are prefetched into L2 (the hardware prefetcher stops at page boundaries).
-constexpr int64_t kPrefetchRows = 8;
-
 template <int kBits>
 FORGE_AVX2_INLINE void RowsOf(const Matrix& w, int64_t begin, int64_t end, const AffineBatch& b,
                               float* scales, float* biases) {
@@ -120,10 +117,7 @@ FORGE_AVX2_INLINE void RowsOf(const Matrix& w, int64_t begin, int64_t end, const
   for (int64_t r = begin; r < end; ++r) {
     const AffineRow row = LoadAffineRow(w, r, scales, biases);
     const uint8_t* p = row.codes;
-    if (r + kPrefetchRows < end) {
-      const uint8_t* ahead = p + kPrefetchRows * row.bytes;
-      for (uint64_t off = 0; off < row.bytes; off += 64) _mm_prefetch(ahead + off, _MM_HINT_T1);
-    }
+    PrefetchRowAhead(row, r, end);
     size_t t = 0;
     for (; t + 2 <= b.n; t += 2) RowTokens<2, kBits>(p, groups, gs, scales, biases, b, t, r);
     for (; t < b.n; ++t) RowTokens<1, kBits>(p, groups, gs, scales, biases, b, t, r);

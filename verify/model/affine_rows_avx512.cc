@@ -146,10 +146,6 @@ FORGE_AVX512_INLINE void RowTokens(const uint8_t* p, int64_t groups, int64_t gs,
   }
 }
 
-// Rows ahead whose codes are prefetched into L2 (what the hardware prefetcher, which stops at page
-// boundaries, may not have asked for yet).
-constexpr int64_t kPrefetchRows = 8;
-
 template <int kBits>
 FORGE_AVX512_INLINE void RowsOf(const Matrix& w, int64_t begin, int64_t end, const AffineBatch& b,
                                 float* scales, float* biases) {
@@ -157,10 +153,7 @@ FORGE_AVX512_INLINE void RowsOf(const Matrix& w, int64_t begin, int64_t end, con
   for (int64_t r = begin; r < end; ++r) {
     const AffineRow row = LoadAffineRow(w, r, scales, biases);
     const uint8_t* p = row.codes;
-    if (r + kPrefetchRows < end) {
-      const uint8_t* ahead = p + kPrefetchRows * row.bytes;
-      for (uint64_t off = 0; off < row.bytes; off += 64) _mm_prefetch(ahead + off, _MM_HINT_T1);
-    }
+    PrefetchRowAhead(row, r, end);
     size_t t = 0;
     for (; t + 4 <= b.n; t += 4) RowTokens<4, kBits>(p, groups, gs, scales, biases, b, t, r);
     for (; t + 2 <= b.n; t += 2) RowTokens<2, kBits>(p, groups, gs, scales, biases, b, t, r);
