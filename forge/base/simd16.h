@@ -2,6 +2,9 @@
 // x86 level: lane-wise IEEE operations, which the AVX-512 clone of a FORGE_HOT function runs as one zmm
 // instruction, the AVX2 clone as two ymm ones and the default clone as four xmm ones. Nothing here
 // reassociates or fuses (build with -ffp-contract=off), so the results equal the scalar loops they replace.
+// Except comparisons: GCC 12 compiles a comparison of 16 lanes (float or integer) in the AVX2 and baseline
+// clones as one scalar compare per lane. Code that compares (masks, selects) is built per vector width
+// instead (quantize/row_kernels.cc), or gets its masks from shifts (dequantize_rows.cc's RoundBf16).
 #pragma once
 
 #include <cstdint>
