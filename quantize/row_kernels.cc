@@ -276,7 +276,10 @@ bool SetQuantizeLanes(int lanes) {
 void QuantizeRowF32(const QuantParams& p, Rules rules, DType t, const float* w, uint64_t k, uint32_t* codes,
                     const RowScales& out) {
   RowGroupsFn row_groups = g_row_groups.load(std::memory_order_relaxed);
-  if (row_groups == nullptr) row_groups = RowGroupsFor(0);
+  if (row_groups == nullptr) {  // first call: resolve the CPU's width once, not per row
+    row_groups = RowGroupsFor(0);
+    g_row_groups.store(row_groups);
+  }
   const bool vector_ok = p.group_size % 16 == 0 &&
                          (p.mode == QuantMode::kAffine || rules == Rules::kMlxGpu || t != DType::kF16);
   row_groups(p, rules, t, w, k, codes, out, vector_ok);
