@@ -42,4 +42,8 @@ class FidelityAccumulator {
 // Compares n float32 values.
 Fidelity Compare(const float* original, const float* reconstructed, uint64_t n);
 
+// Tests: run the sums with `lanes` doubles per vector (2, 4 on AVX2, 8 on AVX-512; 0 = the widest this CPU
+// runs). Returns false, changing nothing, where the CPU cannot. Every width gives the same bits.
+bool SetFidelityLanes(int lanes);
+
 }  // namespace forge::quant

@@ -42,5 +42,48 @@ TEST(Fidelity, LargestErrorEqualsAPlainLoop) {
   }
 }
 
+// The sums as defined (lane j takes elements j, j + 8, ...; lanes combined in order), plainly in double.
+Fidelity PlainLanes(const std::vector<float>& a, const std::vector<float>& b) {
+  double dot[8] = {}, na[8] = {}, nb[8] = {}, sum_abs[8] = {};
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double x = a[i], y = b[i];
+    dot[i % 8] += x * y;
+    na[i % 8] += x * x;
+    nb[i % 8] += y * y;
+    sum_abs[i % 8] += std::fabs(x - y);
+  }
+  double d = 0, sa = 0, sb = 0, s = 0;
+  for (int j = 0; j < 8; ++j) d += dot[j], sa += na[j], sb += nb[j], s += sum_abs[j];
+  Fidelity f;
+  f.cosine = d / std::sqrt(sa * sb);
+  f.mean_abs_error = s / static_cast<double>(a.size());
+  f.max_abs_error = PlainMaxAbs(a, b);
+  return f;
+}
+
+// Every vector width this CPU runs gives the plain lane loop's bits (the --report JSON must not depend on
+// the machine); a width the CPU lacks is refused, not faked.
+TEST(Fidelity, EveryVectorWidthGivesThePlainLaneSums) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  int widths_run = 0;
+  for (int lanes : {2, 4, 8}) {
+    if (!SetFidelityLanes(lanes)) continue;
+    ++widths_run;
+    for (int round = 0; round < 50; ++round) {
+      const size_t n = 1 + rng() % 500;
+      std::vector<float> a(n), b(n);
+      for (size_t i = 0; i < n; ++i) a[i] = normal(rng), b[i] = a[i] + 0.01f * normal(rng);
+      const Fidelity got = Compare(a.data(), b.data(), n), want = PlainLanes(a, b);
+      EXPECT_EQ(got.cosine, want.cosine) << lanes << " lanes, n " << n;
+      EXPECT_EQ(got.mean_abs_error, want.mean_abs_error) << lanes << " lanes, n " << n;
+      EXPECT_EQ(got.max_abs_error, want.max_abs_error) << lanes << " lanes, n " << n;
+    }
+  }
+  SetFidelityLanes(0);
+  EXPECT_GE(widths_run, 1);
+  EXPECT_FALSE(SetFidelityLanes(3));
+}
+
 }  // namespace
 }  // namespace forge::quant
