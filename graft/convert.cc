@@ -89,8 +89,16 @@ Result<ConvertPlan> BuildConvertPlan(const Checkpoint& ckpt, const ConvertOption
   return BuildConvertPlanFrom(ckpt, std::move(p), o);
 }
 
-Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan p, const ConvertOptions& o) {
+Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan p, const ConvertOptions& given) {
   ConvertPlan cp;
+  ConvertOptions o = given;
+  if (o.layout) {
+    o.to = IsMlxLayout(*o.layout) ? TargetFormat::kMlx : TargetFormat::kHf;
+    if (*o.layout == RuntimeLayout::kMlxLm && !o.drop_vision) {
+      o.drop_vision = true;
+      cp.notes.push_back("vision tower dropped: mlx-lm's sanitize drops it at load (--layout mlx-lm)");
+    }
+  }
   if (!ckpt.config())
     return Status::Invalid("convert needs config.json (geometry, tying, vision)", ckpt.dir());
   const ModelConfig& cfg = *ckpt.config();
@@ -119,7 +127,10 @@ Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan p, c
         fmt::format("cannot tell the backbone's norm convention: {}", fmt::join(cp.norms.evidence, "; ")),
         ckpt.dir());
   }
-  if (cp.norms.overall == NormConvention::kMixed && !o.fix_norms) return RefuseMixed(cp.norms);
+  // A head whose convention the config declares (MTPLX's "delta") is not a mixture to refuse: its deltas
+  // are known.
+  if (cp.norms.overall == NormConvention::kMixed && !o.fix_norms && !cp.norms.mtp_declared)
+    return RefuseMixed(cp.norms);
   // Layer norms that disagree among themselves have no per-tensor evidence to fix them by.
   if (cp.norms.mtp_layers == NormConvention::kMixed) return RefuseMixed(cp.norms);
   auto from = [&](NormConvention c) {
@@ -216,6 +227,12 @@ Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan p, c
       cp.config["model_type"] = provenance["model_type"];
     cp.config.erase(kProvenanceKey);
     cp.metadata = {{"format", "pt"}};
+  }
+  const RuntimeLayout layout = o.layout ? *o.layout : to_mlx ? RuntimeLayout::kOmlx : RuntimeLayout::kHf;
+  if (o.layout || !to_mlx || !ckpt.sidecar().empty()) {
+    // Plain --to mlx keeps an oMLX source's keys; any other write states its own layout's keys only.
+    FORGE_ASSIGN_OR_RETURN(cp.runtime, ApplyRuntimeLayout(layout, ckpt, &cp.plan, &cp.config, o.forge_version));
+    for (const auto& n : cp.runtime.notes) cp.notes.push_back(n);
   }
   cp.already_in_target = (to_mlx ? cp.source_format == "mlx" : cp.source_format == "hf") &&
                          cp.deltas.backbone == 0 && cp.deltas.mtp_layers == 0 && cp.deltas.mtp_head == 0 &&

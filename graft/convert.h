@@ -17,6 +17,7 @@
 #include "forge/ckpt/expected_tensors.h"
 #include "forge/plan/expr.h"
 #include "graft/norm_shift_pass.h"
+#include "graft/runtime_layout.h"
 #include "inspect/norm_evidence.h"
 
 namespace forge::graft {
@@ -32,6 +33,10 @@ struct ConvertOptions {
   std::optional<inspect::NormConvention> fix_norms;  // bring a mixed checkpoint to this convention
   std::optional<ExpertLayout> hf_backbone_layout;    // --to hf only
   std::optional<ExpertLayout> hf_mtp_layout;
+  // --layout: the runtime packaging (overrides `to`; mlx-lm also drops the vision tower). Unset: plain
+  // --to mlx / hf, which keep any runtime keys the source had only where they still hold.
+  std::optional<RuntimeLayout> layout;
+  std::string forge_version = "0";
 };
 
 struct ConvertPlan {
@@ -43,6 +48,7 @@ struct ConvertPlan {
   NormDeltas deltas;                             // the norm shift applied
   bool already_in_target = false;                // nothing changes but copies
   std::vector<std::string> notes;                // what was decided and why, one line each
+  RuntimeOutput runtime;                         // sidecar, contract (--layout)
 };
 
 Result<ConvertPlan> BuildConvertPlan(const Checkpoint& ckpt, const ConvertOptions& options);

@@ -152,7 +152,7 @@ Report InspectCheckpoint(const Checkpoint& ckpt) {
   r.quant = BuildQuantReport(ckpt);
   for (const auto& p : r.quant.problems) r.problems.push_back(p);
   r.norms = DetectNormConvention(ckpt, r.format);
-  if (r.norms.overall == NormConvention::kMixed) {
+  if (r.norms.overall == NormConvention::kMixed && !r.norms.mtp_declared) {
     r.problems.push_back(fmt::format("{}: {}: bring them to one with `forge convert --fix-norms shifted`",
                                      kMixedNorms, DescribeNormGroups(r.norms)));
   }
@@ -252,6 +252,9 @@ Report InspectCheckpoint(const Checkpoint& ckpt) {
           m.missing.size(), m.missing.empty() ? "" : m.missing.front(), dir);
       break;
   }
+
+  r.layout = DetectRuntimeLayout(ckpt, r.format, r.mtp.tensors > 0, r.quant.quantized());
+  for (const auto& w : r.layout.warnings) r.warnings.push_back(w);
 
   for (const auto& p : r.problems) {
     const bool naming_or_norms =

@@ -10,6 +10,7 @@
 #include "forge/ckpt/expected_tensors.h"
 #include "inspect/norm_evidence.h"
 #include "inspect/quant_report.h"
+#include "inspect/runtime_support.h"
 
 namespace forge::inspect {
 
@@ -40,6 +41,7 @@ struct Report {
   NormEvidence norms;
   QuantReport quant;
   MtpReport mtp;
+  LayoutReport layout;
   size_t tensor_count = 0;
   uint64_t total_bytes = 0;
   std::map<std::string, uint64_t> bytes_by_dtype;

@@ -1,5 +1,7 @@
 #include "inspect/norm_evidence.h"
 
+#include <cctype>
+
 #include <cmath>
 #include <map>
 
@@ -65,6 +67,28 @@ std::string DescribeNormGroups(const NormEvidence& ev) {
   return out;
 }
 
+// The config key that declares MTPLX's delta encoding ("" when none does): the four places MTPLX's
+// _mtp_norms_are_delta_encoded reads, with its three values.
+std::string DeclaredDeltaKey(const Checkpoint& ckpt) {
+  if (!ckpt.config()) return "";
+  const nlohmann::json& c = ckpt.config()->raw;
+  auto delta = [](const nlohmann::json& v) {
+    if (!v.is_string()) return false;
+    std::string s = v.get<std::string>();
+    for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return s == "delta" || s == "delta_plus_one" || s == "mlx_delta";
+  };
+  for (const char* k : {"mtplx_mtp_norm_encoding", "mtp_norm_encoding"}) {
+    if (c.contains(k) && delta(c[k])) return k;
+  }
+  if (auto q = c.find("mtplx_mtp_quantization"); q != c.end() && q->is_object()) {
+    for (const char* k : {"norm_encoding", "norm_weight_encoding"}) {
+      if (q->contains(k) && delta((*q)[k])) return std::string("mtplx_mtp_quantization.") + k;
+    }
+  }
+  return "";
+}
+
 NormEvidence DetectNormConvention(const Checkpoint& ckpt, const std::string& format) {
   NormEvidence ev;
   int raw = 0, converted = 0;
@@ -118,6 +142,16 @@ NormEvidence DetectNormConvention(const Checkpoint& ckpt, const std::string& for
   if (!Known(ev.trunk)) {
     ev.evidence.push_back("backbone convention unknown: the MTP norms cannot be judged against it");
     ev.overall = ev.trunk;
+    return ev;
+  }
+
+  // A declared encoding is evidence about the whole head: MTPLX adds exactly 1 to every head norm when the
+  // config says "delta" (docs/LAYOUTS.md), so that is what the tensors are.
+  if (std::string key = DeclaredDeltaKey(ckpt); !key.empty()) {
+    ev.mtp_layers = ev.mtp_head = ev.mtp = NormConvention::kZeroCentered;
+    ev.mtp_declared = true;
+    ev.evidence.push_back(fmt::format("config.json {} declares the MTP head's norms zero_centered (MTPLX delta)", key));
+    ev.overall = ev.mtp == ev.trunk ? ev.trunk : NormConvention::kMixed;
     return ev;
   }
 

@@ -29,11 +29,15 @@ struct NormEvidence {
   NormConvention mtp_head = NormConvention::kUnknown;
   NormConvention mtp = NormConvention::kUnknown;  // both groups agreeing, else kMixed
   NormConvention overall = NormConvention::kUnknown;
+  bool mtp_declared = false;  // the MTP conventions come from the config's declared encoding, not magnitudes
   std::vector<std::string> evidence;
   std::vector<std::string> mtp_layer_norm_tensors;  // mtp.layers.N.{input_layernorm,post_attention_layernorm,q_norm,k_norm}
   std::vector<std::string> mtp_head_norm_tensors;   // mtp.norm, mtp.pre_fc_norm_*
   bool has_mtp_norms() const { return !mtp_layer_norm_tensors.empty() || !mtp_head_norm_tensors.empty(); }
 };
+
+// The config key declaring MTPLX's "delta" head-norm encoding, "" when none does.
+std::string DeclaredDeltaKey(const Checkpoint& ckpt);
 
 // One line naming each group's convention and, for the MTP groups, their tensors (for mixed refusals).
 std::string DescribeNormGroups(const NormEvidence& ev);

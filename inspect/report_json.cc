@@ -54,6 +54,11 @@ json ReportToJson(const Report& r) {
   j["mtp"] = {{"status", MtpStatusName(r.mtp.status)}, {"declared_layers", r.mtp.declared_layers},
               {"declared_key_present", r.mtp.declared_key_present}, {"tensors", r.mtp.tensors},
               {"layers_present", r.mtp.layers_present}, {"missing", r.mtp.missing}, {"fix", r.mtp.fix}};
+  nlohmann::json runtimes = nlohmann::json::array();
+  for (const auto& rt : r.layout.runtimes)
+    runtimes.push_back({{"runtime", rt.runtime}, {"loads", rt.loads}, {"mtp", rt.mtp}, {"why", rt.why}});
+  j["layout"] = {{"name", r.layout.name}, {"evidence", r.layout.evidence}, {"runtimes", runtimes},
+                 {"warnings", r.layout.warnings}};
   j["tensor_count"] = r.tensor_count;
   j["total_bytes"] = r.total_bytes;
   j["bytes_by_dtype"] = r.bytes_by_dtype;

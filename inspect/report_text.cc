@@ -64,6 +64,11 @@ std::string ReportToText(const Report& r) {
   line("mtp", mtp);
   for (size_t i = 0; i < r.mtp.missing.size() && i < 20; ++i) line("", "- missing " + r.mtp.missing[i]);
   if (r.mtp.missing.size() > 20) line("", fmt::format("- ... {} more (see --json)", r.mtp.missing.size() - 20));
+  line("layout", fmt::format("{} ({})", r.layout.name, fmt::join(r.layout.evidence, "; ")));
+  for (const auto& rt : r.layout.runtimes) {
+    line("", fmt::format("- {}: {} ({})", rt.runtime, rt.mtp ? "loads with MTP" : rt.loads ? "loads, no MTP" : "does not load",
+                         rt.why));
+  }
   std::string dtypes;
   for (const auto& [d, b] : r.bytes_by_dtype) dtypes += fmt::format("{}{} {}", dtypes.empty() ? "" : ", ", d, Human(b));
   line("tensors", fmt::format("{} in {} file(s){}, {} ({})", r.tensor_count, r.shards, r.indexed ? " + index" : "",

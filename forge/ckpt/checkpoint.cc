@@ -165,7 +165,7 @@ Status Checkpoint::LoadIndexed(const std::string& index_path) {
 Status Checkpoint::LoadSidecar(const std::string& config_path) {
   const auto& raw = config_->raw;
   auto extra = raw.find("mlx_lm_extra_tensors");
-  if (extra == raw.end() || !extra->is_object() || !extra->contains("mtp_file")) return Status();
+  if (extra == raw.end() || !extra->is_object() || !extra->contains("mtp_file")) return LoadImplicitSidecar();
   const auto& file = (*extra)["mtp_file"];
   if (!file.is_string() || !SafeRelativeName(file.get<std::string>())) {
     return Status::Invalid("mlx_lm_extra_tensors.mtp_file must name a file inside the checkpoint", config_path);
@@ -180,6 +180,31 @@ Status Checkpoint::LoadSidecar(const std::string& config_path) {
   for (const auto& t : f->header().tensors) {
     auto [it, inserted] = tensors_.emplace(t.name, TensorRef{f.get(), &t});
     if (!inserted) return Status::Invalid("sidecar tensor is also in the shards", f->path(), t.name);
+  }
+  return Status();
+}
+
+// Without mlx_lm_extra_tensors, MTPLX takes the first of these that exists, and oMLX merges mtp.safetensors,
+// when the shards hold no MTP tensor (docs/LAYOUTS.md): forge reads the same file, and says so.
+Status Checkpoint::LoadImplicitSidecar() {
+  for (const auto& [name, ref] : tensors_) {
+    if (SplitTensorName(name).part == ModelPart::kMtp) return Status();
+  }
+  std::set<std::string> loaded;
+  for (const auto& f : shards_) loaded.insert(fs::path(f->path()).lexically_relative(dir_).generic_string());
+  for (const char* candidate : {"mtp.safetensors", "mtp/weights.safetensors", "model-mtp.safetensors"}) {
+    std::error_code ec;
+    if (loaded.count(candidate) || !fs::is_regular_file(fs::path(dir_) / candidate, ec)) continue;
+    FORGE_RETURN_IF_ERROR(AddShard(candidate));
+    const auto& f = shards_.back();
+    for (const auto& t : f->header().tensors) {
+      auto [it, inserted] = tensors_.emplace(t.name, TensorRef{f.get(), &t});
+      if (!inserted) return Status::Invalid("sidecar tensor is also in the shards", f->path(), t.name);
+    }
+    sidecar_ = candidate;
+    warnings_.push_back(fmt::format("{} read as the MTP sidecar (config.json has no mlx_lm_extra_tensors; MTPLX and "
+                                    "oMLX read it the same way)", candidate));
+    return Status();
   }
   return Status();
 }
@@ -236,18 +261,17 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
     } else {
       FORGE_RETURN_IF_ERROR(c->LoadUnindexed(st_files));
     }
-    std::set<std::string> used;
-    for (const auto& s : c->shards_) used.insert(fs::path(s->path()).filename().string());
-    for (const auto& f : st_files) {
-      if (c->config_ && f == c->sidecar_) continue;
-      if (!used.count(f)) c->unlisted_.push_back(f);
-    }
     if (c->shards_.empty()) return Status::Invalid("no .safetensors files in directory", path);
     const std::string config_path = (fs::path(path) / "config.json").string();
     if (fs::exists(config_path, ec)) {
       FORGE_ASSIGN_OR_RETURN(ModelConfig cfg, LoadModelConfig(config_path));
       c->config_ = std::move(cfg);
       FORGE_RETURN_IF_ERROR(c->LoadSidecar(config_path));
+    }
+    std::set<std::string> used;  // after the sidecar: a sidecar is read, not unlisted
+    for (const auto& s : c->shards_) used.insert(fs::path(s->path()).filename().string());
+    for (const auto& f : st_files) {
+      if (!used.count(f)) c->unlisted_.push_back(f);
     }
   }
   if (!c->single_file_) FORGE_RETURN_IF_ERROR(c->CheckContainment());

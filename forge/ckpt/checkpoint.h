@@ -68,6 +68,7 @@ class Checkpoint {
   uint64_t total_bytes_ = 0;
   std::vector<std::string> aux_files_, unlisted_, warnings_;
   std::string sidecar_;
+  Status LoadImplicitSidecar();
 };
 
 inline constexpr const char* kIndexFileName = "model.safetensors.index.json";

@@ -10,13 +10,14 @@
 #include "forge/cli/output.h"
 #include "forge/plan/plan_diff.h"
 #include "forge/plan/writer.h"
+#include "forge/base/fs_util.h"
 #include "graft/convert.h"
 
 namespace forge::cli {
 namespace {
 
 struct ConvertCliOptions {
-  std::string src, out, to = "mlx", dtype, fix_norms, expert_layout, mtp_expert_layout, max_shard_size = "5GB";
+  std::string src, out, to = "mlx", layout, dtype, fix_norms, expert_layout, mtp_expert_layout, max_shard_size = "5GB";
   bool drop_mtp = false, drop_vision = false, dry_run = false, force = false, allow_overflow = false;
   unsigned threads = 0;
   CommonFlags flags;
@@ -34,10 +35,13 @@ Result<graft::ConvertOptions> ToOptions(const ConvertCliOptions& c) {
   if (!c.fix_norms.empty()) {
     o.fix_norms = c.fix_norms == "shifted" ? inspect::NormConvention::kShifted : inspect::NormConvention::kZeroCentered;
   }
+  if (!c.layout.empty()) o.layout = graft::ParseRuntimeLayout(c.layout);
+  o.forge_version = FORGE_VERSION;
   if (!c.expert_layout.empty()) o.hf_backbone_layout = graft::ParseHfExpertLayout(c.expert_layout);
   if (!c.mtp_expert_layout.empty()) o.hf_mtp_layout = graft::ParseHfExpertLayout(c.mtp_expert_layout);
+  if (o.layout) o.to = graft::IsMlxLayout(*o.layout) ? graft::TargetFormat::kMlx : graft::TargetFormat::kHf;
   if ((o.hf_backbone_layout || o.hf_mtp_layout) && o.to != graft::TargetFormat::kHf) {
-    return Status::Error(ExitCode::kUsage, "--expert-layout/--mtp-expert-layout apply to --to hf only");
+    return Status::Error(ExitCode::kUsage, "--expert-layout/--mtp-expert-layout apply to --to hf / --layout hf only");
   }
   return o;
 }
@@ -93,6 +97,33 @@ void PrintDryRunText(const ConvertCliOptions& c, const graft::ConvertPlan& cp, c
   std::fputs(o.c_str(), stdout);
 }
 
+// The plan's shards, plus the layout's sidecar (outside the index) and runtime contract. A contract the
+// source carried is never copied: only the layout written states one.
+Result<plan::WriteReport> WriteConverted(const graft::ConvertPlan& cp, const std::string& out, plan::WriteOptions w) {
+  std::erase_if(w.copy_files, [](const auto& f) { return f.second == graft::kMtplxRuntimeFile; });
+  if (cp.runtime.runtime_contract) {
+    const std::string text = plan::DumpJson(*cp.runtime.runtime_contract);
+    w.before_commit = [text](const std::string& staging) {
+      return WriteTextFile((std::filesystem::path(staging) / graft::kMtplxRuntimeFile).string(), text);
+    };
+  }
+  if (cp.runtime.sidecar_tensors.empty()) return plan::WritePlan(cp.plan, out, w);
+  plan::Plan trunk, head;
+  for (const auto& t : cp.plan.tensors) (cp.runtime.sidecar_tensors.count(t.name) ? head : trunk).tensors.push_back(t);
+  plan::Plan all = trunk;
+  for (const auto& t : head.tensors) all.tensors.push_back(t);
+  plan::OutputLayout layout;
+  FORGE_ASSIGN_OR_RETURN(layout.new_shards, plan::LayoutShards(trunk, w.max_shard_size, w.metadata));
+  if (layout.new_shards.size() > 1) layout.index = plan::BuildIndex(layout.new_shards);
+  FORGE_ASSIGN_OR_RETURN(auto head_shards, plan::LayoutShards(head, UINT64_MAX, w.metadata));
+  if (head_shards.size() != 1) return Status::Error(ExitCode::kInvalidInput, "the MTP sidecar must be one file");
+  plan::ShardPlan sidecar = std::move(head_shards.front());
+  sidecar.file_name = cp.runtime.sidecar_file;
+  for (auto& i : sidecar.plan_index) i += trunk.tensors.size();
+  layout.new_shards.push_back(std::move(sidecar));
+  return plan::WriteLayout(all, layout, out, w, false, nullptr);
+}
+
 int RunConvert(const ConvertCliOptions& c) {
   auto max_size = plan::ParseByteSize(c.max_shard_size);
   if (!max_size.ok()) return ReportError(max_size.status(), c.flags);
@@ -119,7 +150,7 @@ int RunConvert(const ConvertCliOptions& c) {
   w.memory_budget = kMemoryBudget;
   w.metadata = cp->metadata;
   w.config = cp->config;
-  auto report = plan::WritePlan(cp->plan, c.out, w);
+  auto report = WriteConverted(*cp, c.out, std::move(w));
   if (!report.ok()) return ReportError(report.status(), c.flags);
   if (c.flags.json) {
     nlohmann::json j = plan::WriteReportJson(*report);
@@ -142,7 +173,11 @@ void SetupConvert(CLI::App& app, Action* run) {
   auto* cmd = app.add_subcommand("convert", "Convert between HF raw and MLX (mlx-vlm) layout, keeping MTP and vision");
   cmd->add_option("--src", c->src, "Source checkpoint directory")->required();
   cmd->add_option("--out", c->out, "Output directory (must not exist unless --force)")->required();
-  cmd->add_option("--to", c->to, "Target layout: mlx (default) or hf")->check(CLI::IsMember({"mlx", "hf"}));
+  cmd->add_option("--to", c->to, "Target format: mlx (default) or hf")->check(CLI::IsMember({"mlx", "hf"}));
+  cmd->add_option("--layout", c->layout,
+                  "Runtime layout (docs/LAYOUTS.md): omlx, mtplx (mtp.safetensors sidecar + mtplx_runtime.json), "
+                  "mlx-lm (no vision tower) or hf; implies --to")
+      ->check(CLI::IsMember({"omlx", "mtplx", "mlx-lm", "hf"}));
   cmd->add_option("--dtype", c->dtype, "Cast float weights (A_log is never cast): bf16, f16 (M1/M2), f32")
       ->check(CLI::IsMember({"bf16", "f16", "f32"}));
   cmd->add_flag("--allow-overflow", c->allow_overflow,

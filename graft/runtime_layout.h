@@ -1,0 +1,45 @@
+// The four runtime packagings of an MTP checkpoint (docs/LAYOUTS.md): hf (vLLM / SGLang / transformers),
+// mlx-lm (the PR #990 native-MTP line), omlx (mlx-vlm single folder) and mtplx (trunk + mtp.safetensors
+// sidecar + runtime contract). Naming, norms and experts come from the convert passes (hf or MLX); this file
+// adds what is particular to each runtime: which part goes in which file, the MTPLX head's declared
+// zero-centred norms, and the config keys each loader reads. Reading one is Checkpoint's job (a sidecar is a
+// shard) plus the declared norm encoding (inspect/norm_evidence.h).
+#pragma once
+
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "forge/ckpt/checkpoint.h"
+#include "forge/plan/expr.h"
+
+namespace forge::graft {
+
+enum class RuntimeLayout { kHf, kMlxLm, kOmlx, kMtplx };
+
+std::optional<RuntimeLayout> ParseRuntimeLayout(const std::string& name);  // hf | mlx-lm | omlx | mtplx
+std::string_view RuntimeLayoutName(RuntimeLayout l);
+bool IsMlxLayout(RuntimeLayout l);  // every layout but hf
+
+inline constexpr const char* kMtplxSidecar = "mtp.safetensors";
+inline constexpr const char* kMtplxRuntimeFile = "mtplx_runtime.json";
+
+// What a layout adds to a planned MLX (or HF) output.
+struct RuntimeOutput {
+  std::set<std::string> sidecar_tensors;  // output names written to `sidecar_file`, outside the index
+  std::string sidecar_file;
+  std::optional<nlohmann::json> runtime_contract;  // mtplx_runtime.json
+  int head_norm_elements_rounded = 0;              // mtplx: shifted head norm elements whose s - 1 rounds
+  std::vector<std::string> notes;
+};
+
+// Rewrites `plan` and `config` (already in the layout's naming family: MLX names and shifted norms for every
+// MLX layout, HF for hf) into `layout`. `src` supplies the head's quantization (names as planned);
+// `config_is_nested` says where the text config lives.
+Result<RuntimeOutput> ApplyRuntimeLayout(RuntimeLayout layout, const Checkpoint& src, plan::Plan* plan,
+                                         nlohmann::json* config, const std::string& forge_version);
+
+}  // namespace forge::graft
