@@ -37,8 +37,7 @@ struct RuntimeOutput {
 };
 
 // Rewrites `plan` and `config` (already in the layout's naming family: MLX names and shifted norms for every
-// MLX layout, HF for hf) into `layout`. `src` supplies the head's quantization (names as planned);
-// `config_is_nested` says where the text config lives.
+// MLX layout, HF for hf) into `layout`. `src` supplies the head's quantization (names as planned).
 Result<RuntimeOutput> ApplyRuntimeLayout(RuntimeLayout layout, const Checkpoint& src, plan::Plan* plan,
                                          nlohmann::json* config, const std::string& forge_version);
 

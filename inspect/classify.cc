@@ -253,7 +253,7 @@ Report InspectCheckpoint(const Checkpoint& ckpt) {
       break;
   }
 
-  r.layout = DetectRuntimeLayout(ckpt, r.format, r.mtp.tensors > 0, r.quant.quantized());
+  r.layout = DetectRuntimeLayout(ckpt, r.format, r.mtp.tensors > 0, r.quant);
   for (const auto& w : r.layout.warnings) r.warnings.push_back(w);
 
   for (const auto& p : r.problems) {

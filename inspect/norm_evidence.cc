@@ -11,8 +11,6 @@
 #include "forge/ckpt/tensor_names.h"
 
 namespace forge::inspect {
-namespace {
-
 // Mean of a small float tensor, or NaN for non-float dtypes.
 double MeanOf(const TensorRef& ref) {
   const uint64_t n = ref.info->numel();
@@ -23,6 +21,8 @@ double MeanOf(const TensorRef& ref) {
   for (uint64_t i = 0; i < n; ++i) sum += LoadAsF32(ref.info->dtype, p, i);
   return sum / static_cast<double>(n);
 }
+
+namespace {
 
 // "layers.7.self_attn.q_norm.weight" -> "q_norm"
 std::string NormFamily(const std::string& rel) {

@@ -36,6 +36,9 @@ struct NormEvidence {
   bool has_mtp_norms() const { return !mtp_layer_norm_tensors.empty() || !mtp_head_norm_tensors.empty(); }
 };
 
+// Mean of a small float tensor (a norm vector), or NaN for non-float dtypes.
+double MeanOf(const TensorRef& ref);
+
 // The config key declaring MTPLX's "delta" head-norm encoding, "" when none does.
 std::string DeclaredDeltaKey(const Checkpoint& ckpt);
 

@@ -1,29 +1,17 @@
 #include "inspect/runtime_support.h"
 
-#include <cmath>
-
 #include <fmt/format.h>
 
-#include "forge/base/float_access.h"
+#include <cmath>
+
 #include "forge/ckpt/tensor_names.h"
 #include "inspect/norm_evidence.h"
 #include "inspect/quant_report.h"
 
 namespace forge::inspect {
-namespace {
-
-double Mean(const TensorRef& ref) {
-  const uint64_t n = ref.info->numel();
-  if (n == 0 || !IsFloat(ref.info->dtype)) return NAN;
-  const uint8_t* p = ref.file->Data(*ref.info);
-  double sum = 0;
-  for (uint64_t i = 0; i < n; ++i) sum += LoadAsF32(ref.info->dtype, p, i);
-  return sum / static_cast<double>(n);
-}
-
-}  // namespace
-
-LayoutReport DetectRuntimeLayout(const Checkpoint& ckpt, const std::string& format, bool has_head, bool quantized) {
+LayoutReport DetectRuntimeLayout(const Checkpoint& ckpt, const std::string& format, bool has_head,
+                                 const QuantReport& q) {
+  const bool quantized = q.quantized();
   LayoutReport r;
   const bool sidecar = !ckpt.sidecar().empty();
   bool mlx_named_head = false, vision = false;
@@ -42,9 +30,9 @@ LayoutReport DetectRuntimeLayout(const Checkpoint& ckpt, const std::string& form
     r.evidence.push_back(fmt::format("MLX trunk with the MTP head in the sidecar {}", ckpt.sidecar()));
   } else if (format == "mlx") {
     r.name = vision ? "omlx" : "mlx-lm";
-    r.evidence.push_back(fmt::format("MLX names, head {} in the model's shards; {}",
-                                     has_head ? "inlined" : "absent",
-                                     vision ? "vision tower kept (mlx-vlm, oMLX)" : "no vision tower (mlx-lm)"));
+    r.evidence.push_back(
+        fmt::format("MLX names, head {} in the model's shards; {}", has_head ? "inlined" : "absent",
+                    vision ? "vision tower kept (mlx-vlm, oMLX)" : "no vision tower (mlx-lm)"));
   }
 
   const bool hf = format == "hf", mlx = format == "mlx";
@@ -63,7 +51,8 @@ LayoutReport DetectRuntimeLayout(const Checkpoint& ckpt, const std::string& form
     return r;
   }
   add("vllm", hf && !quantized, hf,
-      hf ? (quantized ? "MLX-quantized tensors: vLLM reads none" : "reads mtp.* (per-expert or fused experts)")
+      hf ? (quantized ? "MLX-quantized tensors: vLLM reads none"
+                      : "reads mtp.* (per-expert or fused experts)")
          : "reads only names starting mtp.; an MLX-named head and MLX quantization are invisible to it");
   add("transformers", hf && !quantized, false,
       hf ? "transformers' Qwen3.5 has no MTP module: the trunk loads, the head is ignored"
@@ -76,40 +65,44 @@ LayoutReport DetectRuntimeLayout(const Checkpoint& ckpt, const std::string& form
       sidecar ? "merges mtp.safetensors when the shards hold no mtp.*" : "reads the inlined head");
   add("mtplx", mlx, true,
       !mlx ? "MTPLX loads the trunk through mlx-lm from an MLX folder: convert --layout mtplx"
-           : sidecar ? (declared ? "sidecar with its norm encoding declared" : "sidecar; norm encoding not declared")
-                     : "finds the inlined mtp.* through the index");
+      : sidecar
+          ? (declared ? "sidecar with its norm encoding declared" : "sidecar; norm encoding not declared")
+          : "finds the inlined mtp.* through the index");
 
   // Known loader bugs (docs/LAYOUTS.md).
   if (mlx_named_head) {
     for (const auto& [name, ref] : ckpt.tensors()) {
       SplitName sn = SplitTensorName(name);
-      if (sn.part != ModelPart::kMtp || !IsZeroCenteredNorm(ClassifyRole(sn)) || ref.info->shape.size() != 1) continue;
-      const double m = Mean(ref);
+      if (sn.part != ModelPart::kMtp || !IsZeroCenteredNorm(ClassifyRole(sn)) || ref.info->shape.size() != 1)
+        continue;
+      const double m = MeanOf(ref);
       if (!std::isnan(m) && m < 0.5) {
-        r.warnings.push_back(fmt::format(
-            "{}: mean {:.3f} < 0.5: mlx-lm PR #990's sanitize (and oMLX's mlx-lm patch) shift it by +1 again at "
-            "load; oMLX's mlx-vlm path and the mtplx layout (declared encoding) do not",
-            name, m));
+        r.warnings.push_back(
+            fmt::format("{}: mean {:.3f} < 0.5: mlx-lm PR #990's sanitize (and oMLX's mlx-lm patch) shift it "
+                        "by +1 again at "
+                        "load; oMLX's mlx-vlm path and the mtplx layout (declared encoding) do not",
+                        name, m));
       }
     }
   }
   if (sidecar && mlx && !declared) {
-    r.warnings.push_back(fmt::format("{}: no declared norm encoding: MTPLX guesses the head's convention from its "
-                                     "magnitudes (convert --layout mtplx declares it)",
-                                     ckpt.sidecar()));
+    r.warnings.push_back(
+        fmt::format("{}: no declared norm encoding: MTPLX guesses the head's convention from its "
+                    "magnitudes (convert --layout mtplx declares it)",
+                    ckpt.sidecar()));
   }
   if (sidecar && mlx) {
-    const QuantReport q = BuildQuantReport(ckpt);
     const auto mq = config.find("mtplx_mtp_quantization");
     const bool prequantized = mq != config.end() && mq->is_object() && mq->value("prequantized", false);
     for (const auto& m : q.quantized_modules) {
       if (prequantized || SplitTensorName(m + ".weight").part != ModelPart::kMtp) continue;
       const auto spec = q.SpecOf(m);
       if (spec && q.top && *spec == *q.top && spec->mode == "affine") continue;  // what MTPLX assumes
-      r.warnings.push_back(fmt::format(
-          "{}: quantized {} but not marked prequantized (mtplx_mtp_quantization.prequantized): MTPLX dequantizes "
-          "it with the trunk's affine bits and group size",
-          m, spec ? QuantSpecString(*spec) : "(unknown)"));
+      r.warnings.push_back(
+          fmt::format("{}: quantized {} but not marked prequantized (mtplx_mtp_quantization.prequantized): "
+                      "MTPLX dequantizes "
+                      "it with the trunk's affine bits and group size",
+                      m, spec ? QuantSpecString(*spec) : "(unknown)"));
       break;
     }
   }

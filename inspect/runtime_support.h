@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "forge/ckpt/checkpoint.h"
+#include "inspect/quant_report.h"
 
 namespace forge::inspect {
 
@@ -24,7 +25,9 @@ struct LayoutReport {
   std::vector<std::string> warnings;  // known loader bugs this checkpoint meets
 };
 
-// `format` and `has_head` as inspect found them (hf / mlx naming; MTP tensors present).
-LayoutReport DetectRuntimeLayout(const Checkpoint& ckpt, const std::string& format, bool has_head, bool quantized);
+// `format`, `has_head` and `quant` as inspect found them (hf / mlx naming; MTP tensors present; its
+// quantization report, not built twice).
+LayoutReport DetectRuntimeLayout(const Checkpoint& ckpt, const std::string& format, bool has_head,
+                                 const QuantReport& quant);
 
 }  // namespace forge::inspect

@@ -2,13 +2,13 @@
 // runtimes' sources (MTPLX's expected head key sets are its constants.py, not forge's), `inspect` naming each
 // layout, and the round-trip matrix: converting any layout's output into any other gives what converting the
 // fixture there directly gives, bit for bit (HF-started norms within the one rounding of w + 1).
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
-
-#include <gtest/gtest.h>
 
 #include "forge/base/float_access.h"
 #include "forge/ckpt/checkpoint.h"
@@ -27,7 +27,9 @@ nlohmann::json ReadJson(const std::string& path) {
   return nlohmann::json::parse(f);
 }
 
-const nlohmann::json& Text(const nlohmann::json& c) { return c.contains("text_config") ? c["text_config"] : c; }
+const nlohmann::json& Text(const nlohmann::json& c) {
+  return c.contains("text_config") ? c["text_config"] : c;
+}
 
 std::set<std::string> TensorNames(const std::string& dir) {
   auto c = Checkpoint::Open(dir);
@@ -51,28 +53,42 @@ std::string Convert(const std::string& src, const std::string& layout, const std
   return out;
 }
 
-// MTPLX constants.py: the dense head's 15 keys and the switch_mlp MoE head's 20.
-std::set<std::string> MtplxDenseKeys() {
+// "mtp.<module>.weight" for each module.
+std::set<std::string> WeightKeys(std::initializer_list<const char*> modules) {
   std::set<std::string> k;
-  for (const char* s : {"fc", "layers.0.input_layernorm", "layers.0.mlp.down_proj", "layers.0.mlp.gate_proj",
-                        "layers.0.mlp.up_proj", "layers.0.post_attention_layernorm", "layers.0.self_attn.k_norm",
-                        "layers.0.self_attn.k_proj", "layers.0.self_attn.o_proj", "layers.0.self_attn.q_norm",
-                        "layers.0.self_attn.q_proj", "layers.0.self_attn.v_proj", "norm", "pre_fc_norm_embedding",
-                        "pre_fc_norm_hidden"})
-    k.insert(std::string("mtp.") + s + ".weight");
+  for (const char* m : modules) k.insert(std::string("mtp.") + m + ".weight");
   return k;
 }
+
+// MTPLX constants.py: the dense head's 15 keys and the switch_mlp MoE head's 20.
+std::set<std::string> MtplxDenseKeys() {
+  return WeightKeys({"fc", "layers.0.input_layernorm", "layers.0.mlp.down_proj", "layers.0.mlp.gate_proj",
+                     "layers.0.mlp.up_proj", "layers.0.post_attention_layernorm", "layers.0.self_attn.k_norm",
+                     "layers.0.self_attn.k_proj", "layers.0.self_attn.o_proj", "layers.0.self_attn.q_norm",
+                     "layers.0.self_attn.q_proj", "layers.0.self_attn.v_proj", "norm",
+                     "pre_fc_norm_embedding", "pre_fc_norm_hidden"});
+}
 std::set<std::string> MtplxSwitchMoeKeys() {
-  std::set<std::string> k;
-  for (const char* s : {"fc", "layers.0.input_layernorm", "layers.0.post_attention_layernorm", "layers.0.self_attn.k_norm",
-                        "layers.0.self_attn.k_proj", "layers.0.self_attn.o_proj", "layers.0.self_attn.q_norm",
-                        "layers.0.self_attn.q_proj", "layers.0.self_attn.v_proj", "layers.0.mlp.gate",
-                        "layers.0.mlp.switch_mlp.gate_proj", "layers.0.mlp.switch_mlp.up_proj",
-                        "layers.0.mlp.switch_mlp.down_proj", "layers.0.mlp.shared_expert.gate_proj",
-                        "layers.0.mlp.shared_expert.up_proj", "layers.0.mlp.shared_expert.down_proj",
-                        "layers.0.mlp.shared_expert_gate", "norm", "pre_fc_norm_embedding", "pre_fc_norm_hidden"})
-    k.insert(std::string("mtp.") + s + ".weight");
-  return k;
+  return WeightKeys({"fc",
+                     "layers.0.input_layernorm",
+                     "layers.0.post_attention_layernorm",
+                     "layers.0.self_attn.k_norm",
+                     "layers.0.self_attn.k_proj",
+                     "layers.0.self_attn.o_proj",
+                     "layers.0.self_attn.q_norm",
+                     "layers.0.self_attn.q_proj",
+                     "layers.0.self_attn.v_proj",
+                     "layers.0.mlp.gate",
+                     "layers.0.mlp.switch_mlp.gate_proj",
+                     "layers.0.mlp.switch_mlp.up_proj",
+                     "layers.0.mlp.switch_mlp.down_proj",
+                     "layers.0.mlp.shared_expert.gate_proj",
+                     "layers.0.mlp.shared_expert.up_proj",
+                     "layers.0.mlp.shared_expert.down_proj",
+                     "layers.0.mlp.shared_expert_gate",
+                     "norm",
+                     "pre_fc_norm_embedding",
+                     "pre_fc_norm_hidden"});
 }
 
 TEST(Layouts, EachLayoutWritesTheFilesAndKeysItsRuntimeReads) {
@@ -90,7 +106,8 @@ TEST(Layouts, EachLayoutWritesTheFilesAndKeysItsRuntimeReads) {
         vision += sn.part == ModelPart::kVision;
         if (sn.part == ModelPart::kMtp) {
           // vLLM reads mtp.* only; mlx-lm / oMLX language_model.mtp.*; MTPLX's sidecar mtp.*.
-          EXPECT_TRUE(StartsWith(n, l == "hf" || l == "mtplx" ? "mtp." : "language_model.mtp.")) << l << " " << n;
+          EXPECT_TRUE(StartsWith(n, l == "hf" || l == "mtplx" ? "mtp." : "language_model.mtp."))
+              << l << " " << n;
         }
       }
       EXPECT_GT(head, 0) << l;
@@ -113,7 +130,8 @@ TEST(Layouts, EachLayoutWritesTheFilesAndKeysItsRuntimeReads) {
       for (const auto& e : fs::directory_iterator(out)) {
         const std::string f = e.path().filename().string();
         if (f != "mtp.safetensors" && EndsWith(f, ".safetensors")) {
-          for (const auto& n : HeaderNames(e.path().string())) EXPECT_NE(SplitTensorName(n).part, ModelPart::kMtp) << f;
+          for (const auto& n : HeaderNames(e.path().string()))
+            EXPECT_NE(SplitTensorName(n).part, ModelPart::kMtp) << f;
         }
       }
       if (fs::exists(out + "/model.safetensors.index.json")) {
@@ -130,7 +148,11 @@ TEST(Layouts, EachLayoutWritesTheFilesAndKeysItsRuntimeReads) {
 
 TEST(Layouts, InspectNamesTheLayoutAndTheRuntimesThatLoadIt) {
   TempDir t;
-  struct Want { const char* layout; const char* runtime; bool mtp; };
+  struct Want {
+    const char* layout;
+    const char* runtime;
+    bool mtp;
+  };
   for (const std::string l : kLayouts) {
     const std::string out = Convert(FixturePath("moe-vlm-hf"), l, t.Sub(l));
     auto r = RunForge("inspect config --json " + out);
@@ -153,14 +175,16 @@ TEST(Layouts, InspectNamesTheLayoutAndTheRuntimesThatLoadIt) {
   std::ofstream(bare + "/config.json") << c.dump(2);
   auto j = nlohmann::json::parse(RunForge("inspect config --json " + bare).out);
   bool warned = false;
-  for (const auto& w : j["layout"]["warnings"]) warned |= w.get<std::string>().find("guesses") != std::string::npos;
+  for (const auto& w : j["layout"]["warnings"])
+    warned |= w.get<std::string>().find("guesses") != std::string::npos;
   EXPECT_TRUE(warned) << j["layout"].dump();
 }
 
 // Every tensor of a and b equal in name, dtype, shape and bytes; norms (1-D zero-centred families) within
 // `norm_tolerance` when it is > 0.
 // `without_vision`: b went through mlx-lm, which has no vision tower; a's is left out.
-void ExpectSame(const std::string& a_dir, const std::string& b_dir, double norm_tolerance, bool without_vision) {
+void ExpectSame(const std::string& a_dir, const std::string& b_dir, double norm_tolerance,
+                bool without_vision) {
   auto a = Checkpoint::Open(a_dir), b = Checkpoint::Open(b_dir);
   ASSERT_TRUE(a.ok() && b.ok()) << a_dir << " / " << b_dir;
   size_t compared = 0;
@@ -176,7 +200,8 @@ void ExpectSame(const std::string& a_dir, const std::string& b_dir, double norm_
     const bool norm = IsZeroCenteredNorm(ClassifyRole(SplitTensorName(name))) && ra.info->shape.size() == 1;
     ASSERT_TRUE(norm && norm_tolerance > 0) << name << " differs: " << a_dir << " vs " << b_dir;
     for (uint64_t i = 0; i < ra.info->numel(); ++i) {
-      EXPECT_LE(std::fabs(LoadAsF32(ra.info->dtype, pa, i) - LoadAsF32(rb->info->dtype, pb, i)), norm_tolerance)
+      EXPECT_LE(std::fabs(LoadAsF32(ra.info->dtype, pa, i) - LoadAsF32(rb->info->dtype, pb, i)),
+                norm_tolerance)
           << name << "[" << i << "]";
     }
   }
