@@ -231,7 +231,7 @@ Result<ConvertPlan> BuildConvertPlanFrom(const Checkpoint& ckpt, plan::Plan p, c
   const RuntimeLayout layout = o.layout ? *o.layout : to_mlx ? RuntimeLayout::kOmlx : RuntimeLayout::kHf;
   if (o.layout || !to_mlx || !ckpt.sidecar().empty()) {
     // Plain --to mlx keeps an oMLX source's keys; any other write states its own layout's keys only.
-    FORGE_ASSIGN_OR_RETURN(cp.runtime, ApplyRuntimeLayout(layout, ckpt, &cp.plan, &cp.config, o.forge_version));
+    FORGE_ASSIGN_OR_RETURN(cp.runtime, ApplyRuntimeLayout(layout, HeadQuantizationOf(cp.plan, ckpt), &cp.plan, &cp.config, o.forge_version));
     for (const auto& n : cp.runtime.notes) cp.notes.push_back(n);
   }
   cp.already_in_target = (to_mlx ? cp.source_format == "mlx" : cp.source_format == "hf") &&

@@ -5,8 +5,10 @@
 // twice; a mixed head is refused), quantized per the MTP policy inside SRC's quantization (mtp.fc float, the
 // layer like the trunk; a BASE module already quantized with the same parameters is copied verbatim); HF SRC
 // gets `mtp.*` raw (BASE's own tensors verbatim when BASE is raw HF; else -1 norms, per-expert MTP experts,
-// dequantized). Every SRC trunk tensor is carried byte for byte; the head goes into its own shard
-// (model-mtp.safetensors, indexed) or an MTPLX-style sidecar (mtp.safetensors + mlx_lm_extra_tensors).
+// dequantized). Every SRC trunk tensor is carried byte for byte; the head is packaged for a runtime layout
+// (docs/LAYOUTS.md): omlx / mlx-lm / hf in its own indexed shard model-mtp.safetensors, mtplx as the
+// mtp.safetensors sidecar with declared zero-centred norms and mtplx_runtime.json. The layout must be SRC's
+// family (MLX layouts for an MLX SRC, hf for HF): the trunk is never converted here.
 #pragma once
 
 #include <map>
@@ -18,13 +20,14 @@
 
 #include "forge/ckpt/checkpoint.h"
 #include "graft/fit_check.h"
+#include "graft/runtime_layout.h"
 #include "graft/trunk_layout.h"
 #include "quantize/codec.h"
 
 namespace forge::graft {
 
 struct GraftOptions {
-  bool sidecar = false;
+  std::optional<RuntimeLayout> layout;  // default: omlx for an MLX SRC, hf for HF
   bool allow_lineage_mismatch = false;
   std::string mtp_policy = "skip-fc";  // skip-fc | keep | match | MODE:BITS:GROUP
   quant::Rules rules = quant::Rules::kMlxGpu;
@@ -36,6 +39,8 @@ struct GraftPlan {
   nlohmann::json config;
   FitReport fit;
   std::string src_format, base_format;
+  RuntimeLayout layout = RuntimeLayout::kOmlx;
+  std::optional<nlohmann::json> runtime_contract;  // mtplx_runtime.json (mtplx)
   std::map<std::string, std::string> head;  // output name -> how it was made
   std::vector<std::string> notes;
 };

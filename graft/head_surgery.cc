@@ -1,11 +1,11 @@
 #include "graft/head_surgery.h"
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "forge/base/fs_util.h"
 #include "forge/ckpt/tensor_names.h"
@@ -41,7 +41,7 @@ Result<SurgeryPlan> BuildStripPlan(const Checkpoint& src) {
   if (!src.config()) return Status::Invalid("no config.json", src.dir());
   SurgeryPlan s;
   FORGE_ASSIGN_OR_RETURN(s.out, KeepTrunk(src, IsMtp));
-  if (s.out.dropped == 0) s.notes.push_back("no MTP tensors: only the config is made consistent");
+  if (s.out.dropped.empty()) s.notes.push_back("no MTP tensors: only the config is made consistent");
   if (src.has_index()) s.out.layout.index = IndexFor(s.out, src);
   s.config = src.config()->raw;
   TextConfig(s.config, src.config()->nested)["mtp_num_hidden_layers"] = 0;
@@ -52,7 +52,7 @@ Result<SurgeryPlan> BuildStripPlan(const Checkpoint& src) {
       it = IsMtp(it.key()) ? s.config[key].erase(it) : std::next(it);
     }
   }
-  s.notes.push_back(fmt::format("{} MTP tensors dropped, mtp_num_hidden_layers = 0", s.out.dropped));
+  s.notes.push_back(fmt::format("{} MTP tensors dropped, mtp_num_hidden_layers = 0", s.out.dropped.size()));
   return s;
 }
 
@@ -62,30 +62,41 @@ Result<SurgeryPlan> BuildFixConfigPlan(const Checkpoint& src) {
   SurgeryPlan s;
   int layers = 0;
   switch (r.mtp.status) {
-    case inspect::MtpStatus::kDeclaredButMissing: layers = 0; break;
-    case inspect::MtpStatus::kPresentButUndeclared: layers = std::max(1, r.mtp.layers_present); break;
+    case inspect::MtpStatus::kDeclaredButMissing:
+      layers = 0;
+      break;
+    case inspect::MtpStatus::kPresentButUndeclared:
+      layers = std::max(1, r.mtp.layers_present);
+      break;
     case inspect::MtpStatus::kIncomplete:
-      return Status::Error(ExitCode::kMtpMismatch, "the MTP head is incomplete: graft a complete one (forge graft) or drop it "
-                                                   "(forge strip-mtp); a config change cannot fix it", src.dir());
+      return Status::Error(ExitCode::kMtpMismatch,
+                           "the MTP head is incomplete: graft a complete one (forge graft) or drop it "
+                           "(forge strip-mtp); a config change cannot fix it",
+                           src.dir());
     default:
-      return Status::Error(ExitCode::kNothingToDo, fmt::format("config already consistent (MTP {})", inspect::MtpStatusName(r.mtp.status)), src.dir());
+      return Status::Error(
+          ExitCode::kNothingToDo,
+          fmt::format("config already consistent (MTP {})", inspect::MtpStatusName(r.mtp.status)), src.dir());
   }
   FORGE_ASSIGN_OR_RETURN(s.out, KeepTrunk(src, [](const std::string&) { return false; }));
   if (src.has_index()) s.out.layout.index = IndexFor(s.out, src);
   s.config = src.config()->raw;
   TextConfig(s.config, src.config()->nested)["mtp_num_hidden_layers"] = layers;
-  s.notes.push_back(fmt::format("mtp_num_hidden_layers {} -> {} ({})", r.mtp.declared_layers, layers, inspect::MtpStatusName(r.mtp.status)));
+  s.notes.push_back(fmt::format("mtp_num_hidden_layers {} -> {} ({})", r.mtp.declared_layers, layers,
+                                inspect::MtpStatusName(r.mtp.status)));
   return s;
 }
 
-Result<nlohmann::json> WriteSurgery(const Checkpoint& src, const TrunkLayout& out, const nlohmann::json& config,
-                                    const std::string& out_dir, const SurgeryWrite& sw) {
+Result<nlohmann::json> WriteSurgery(const Checkpoint& src, const TrunkLayout& out,
+                                    const nlohmann::json& config, const std::string& out_dir,
+                                    const SurgeryWrite& sw) {
   plan::WriteOptions w = plan::DerivedFrom(src);
   for (const Checkpoint* other : sw.also_reads) plan::AddSource(*other, &w.sources);
   w.threads = sw.threads;
   w.force = sw.force;
   w.progress = sw.progress;
   w.config = config;
+  std::erase_if(w.copy_files, [&](const auto& f) { return sw.replaced_files.count(f.second) > 0; });
   nlohmann::json checks;
   // Copied trunk files are proven equal to SRC's and hashed while they are copied: one pass over them.
   std::map<std::string, std::unique_ptr<ManifestSink>> sinks;  // output file name -> its sink
@@ -95,6 +106,9 @@ Result<nlohmann::json> WriteSurgery(const Checkpoint& src, const TrunkLayout& ou
     return sink.get();
   };
   w.before_commit = [&](const std::string& staged) -> Status {
+    for (const auto& [file, text] : sw.replaced_files) {
+      if (text) FORGE_RETURN_IF_ERROR(WriteTextFile((fs::path(staged) / file).string(), *text));
+    }
     std::set<verify::VerifiedCopy> copies;
     std::map<std::string, verify::StreamedCopy> streamed;
     for (auto& [file, sink] : sinks) {
@@ -104,18 +118,21 @@ Result<nlohmann::json> WriteSurgery(const Checkpoint& src, const TrunkLayout& ou
     }
     if (sw.check_trunk) {
       FORGE_ASSIGN_OR_RETURN(auto staged_ckpt, Checkpoint::Open(staged));
-      verify::TrunkCheck tc = verify::CheckTrunk(src, *staged_ckpt, copies);
+      verify::TrunkCheck tc = verify::CheckTrunk(src, *staged_ckpt, copies, out.dropped);
       checks["trunk_tensors_identical"] = tc.compared;
       checks["trunk_tensors_linked"] = tc.linked;
       checks["trunk_tensors_compared_while_copying"] = tc.copied;
       checks["trunk_bytes_compared"] = tc.bytes_compared;
       if (!tc.ok()) {
-        return Status::Error(ExitCode::kVerifyFailed, fmt::format("trunk check failed on the staged output: {}", tc.mismatches.front()));
+        return Status::Error(
+            ExitCode::kVerifyFailed,
+            fmt::format("trunk check failed on the staged output: {}", tc.mismatches.front()));
       }
     }
     std::vector<std::string> link_sources;
     if (sw.link) link_sources.push_back(src.dir());
-    FORGE_ASSIGN_OR_RETURN(nlohmann::json manifest, verify::BuildManifest(staged, link_sources, streamed, sw.threads));
+    FORGE_ASSIGN_OR_RETURN(nlohmann::json manifest,
+                           verify::BuildManifest(staged, link_sources, streamed, sw.threads));
     checks["manifest_files"] = manifest["files"].size();
     int unhashed = 0;
     for (const auto& f : manifest["files"]) unhashed += f.contains("crc32") ? 0 : 1;
@@ -123,12 +140,18 @@ Result<nlohmann::json> WriteSurgery(const Checkpoint& src, const TrunkLayout& ou
     return WriteTextFile((fs::path(staged) / verify::kManifestName).string(), manifest.dump(2) + "\n");
   };
   plan::LinkReport links;
-  FORGE_ASSIGN_OR_RETURN(plan::WriteReport rep, plan::WriteLayout(out.plan, out.layout, out_dir, w, sw.link, &links));
+  FORGE_ASSIGN_OR_RETURN(plan::WriteReport rep,
+                         plan::WriteLayout(out.plan, out.layout, out_dir, w, sw.link, &links));
   uint64_t written = links.copied_bytes;
   for (const auto& s : out.layout.new_shards) written += s.file_size();
-  return nlohmann::json{{"out", rep.out_dir}, {"seconds", rep.seconds}, {"file_bytes", rep.file_bytes},
-                        {"bytes_written", written}, {"carried_files", out.layout.carried.size()},
-                        {"linked_files", links.linked}, {"copied_files", links.copied}, {"carried_bytes", links.carried_bytes},
+  return nlohmann::json{{"out", rep.out_dir},
+                        {"seconds", rep.seconds},
+                        {"file_bytes", rep.file_bytes},
+                        {"bytes_written", written},
+                        {"carried_files", out.layout.carried.size()},
+                        {"linked_files", links.linked},
+                        {"copied_files", links.copied},
+                        {"carried_bytes", links.carried_bytes},
                         {"checks", checks}};
 }
 

@@ -2,6 +2,8 @@
 // (make mtp_num_hidden_layers agree with the tensors). Both carry every kept shard unchanged.
 #pragma once
 
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,9 @@ struct SurgeryWrite {
   bool link = false, force = false, progress = true, check_trunk = true;
   unsigned threads = 0;
   std::vector<const Checkpoint*> also_reads;  // other inputs (graft's BASE): sources too
+  // SRC auxiliary files not carried as they are: file name -> the text written instead, or nullopt to leave
+  // it out (a runtime contract describes the head it came with; a graft or a strip replaces that head).
+  std::map<std::string, std::optional<std::string>> replaced_files;
 };
 Result<nlohmann::json> WriteSurgery(const Checkpoint& src, const TrunkLayout& out, const nlohmann::json& config,
                                     const std::string& out_dir, const SurgeryWrite& w);

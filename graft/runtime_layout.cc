@@ -1,9 +1,9 @@
 #include "graft/runtime_layout.h"
 
+#include <fmt/format.h>
+
 #include <cstring>
 #include <map>
-
-#include <fmt/format.h>
 
 #include "forge/plan/evaluate.h"
 #include "graft/norm_shift_pass.h"
@@ -37,33 +37,12 @@ Result<int> RoundedByUnshift(const plan::ExprPtr& e) {
   return rounded;
 }
 
-json SpecJson(const QuantSpec& s) { return {{"bits", s.bits}, {"group_size", s.group_size}, {"mode", s.mode}}; }
-
-// The head's quantized modules (part-relative, e.g. "layers.0.self_attn.q_proj") and their parameters, from
-// the planned .scales and the source's quantization (looked up by part-relative name in any naming).
-std::map<std::string, QuantSpec> HeadQuantization(const plan::Plan& plan, const Checkpoint& src) {
-  const inspect::QuantReport q = inspect::BuildQuantReport(src);
-  std::map<std::string, QuantSpec> by_rel;
-  for (const auto& m : q.quantized_modules) {
-    SplitName sn = SplitTensorName(m + ".weight");
-    if (sn.part != ModelPart::kMtp) continue;
-    if (auto spec = q.SpecOf(m)) by_rel[sn.rel.substr(0, sn.rel.size() - 7)] = *spec;
-  }
-  std::map<std::string, QuantSpec> out;
-  for (const auto& t : plan.tensors) {
-    SplitName sn = SplitTensorName(t.name);
-    if (sn.part != ModelPart::kMtp || !EndsWith(sn.rel, ".scales")) continue;
-    const std::string rel = sn.rel.substr(0, sn.rel.size() - 7);
-    auto it = by_rel.find(rel);
-    if (it != by_rel.end()) out[rel] = it->second;
-    else if (q.top) out[rel] = *q.top;
-  }
-  return out;
+json SpecJson(const QuantSpec& s) {
+  return {{"bits", s.bits}, {"group_size", s.group_size}, {"mode", s.mode}};
 }
 
-Status WriteMtplx(const Checkpoint& src, plan::Plan* plan, json* config, const std::string& forge_version,
-                  RuntimeOutput* r) {
-  const std::map<std::string, QuantSpec> quantized = HeadQuantization(*plan, src);
+Status WriteMtplx(const HeadQuantization& quantized, plan::Plan* plan, json* config,
+                  const std::string& forge_version, RuntimeOutput* r) {
   plan::Plan head, rest;
   for (const auto& t : plan->tensors) (PartOf(t.name) == ModelPart::kMtp ? head : rest).tensors.push_back(t);
   if (head.tensors.empty()) {
@@ -106,24 +85,25 @@ Status WriteMtplx(const Checkpoint& src, plan::Plan* plan, json* config, const s
   }
   // What forge knows, nothing measured: depth from the head, MTPLX's documented default sampler.
   const json& text = TextConfig(c);
-  r->runtime_contract = json{{"artifact_role", "mtp_artifact"},
-                             {"mtp_sidecar", kMtplxSidecar},
-                             {"mtp_depth_max", text.value("mtp_num_hidden_layers", 1)},
-                             {"sampler", {{"temperature", 0.6}, {"top_p", 0.95}, {"top_k", 20}}},
-                             {"base_trunk", "."},
-                             {"forge_provenance",
-                              {{"forged_locally", true},
-                               {"forge_version", forge_version},
-                               {"source_format", "mlx"},
-                               {"forge_recipe",
-                                {{"mtp_norm_encoding", "delta"},
-                                 {"mtp_policy", quantized.empty() ? "float" : c["mtplx_mtp_quantization"]["policy"]}}}}}};
-  r->notes.push_back(fmt::format("MTP head -> {} ({} tensors, norms zero-centred, declared \"delta\"{})",
-                                 kMtplxSidecar, r->sidecar_tensors.size(),
-                                 r->head_norm_elements_rounded
-                                     ? fmt::format("; {} norm elements below 0.5 round in s - 1",
-                                                   r->head_norm_elements_rounded)
-                                     : ""));
+  r->runtime_contract =
+      json{{"artifact_role", "mtp_artifact"},
+           {"mtp_sidecar", kMtplxSidecar},
+           {"mtp_depth_max", text.value("mtp_num_hidden_layers", 1)},
+           {"sampler", {{"temperature", 0.6}, {"top_p", 0.95}, {"top_k", 20}}},
+           {"base_trunk", "."},
+           {"forge_provenance",
+            {{"forged_locally", true},
+             {"forge_version", forge_version},
+             {"source_format", "mlx"},
+             {"forge_recipe",
+              {{"mtp_norm_encoding", "delta"},
+               {"mtp_policy", quantized.empty() ? "float" : c["mtplx_mtp_quantization"]["policy"]}}}}}};
+  r->notes.push_back(fmt::format(
+      "MTP head -> {} ({} tensors, norms zero-centred, declared \"delta\"{})", kMtplxSidecar,
+      r->sidecar_tensors.size(),
+      r->head_norm_elements_rounded
+          ? fmt::format("; {} norm elements below 0.5 round in s - 1", r->head_norm_elements_rounded)
+          : ""));
   return Status();
 }
 
@@ -139,18 +119,44 @@ std::optional<RuntimeLayout> ParseRuntimeLayout(const std::string& name) {
 
 std::string_view RuntimeLayoutName(RuntimeLayout l) {
   switch (l) {
-    case RuntimeLayout::kHf: return "hf";
-    case RuntimeLayout::kMlxLm: return "mlx-lm";
-    case RuntimeLayout::kOmlx: return "omlx";
-    case RuntimeLayout::kMtplx: return "mtplx";
+    case RuntimeLayout::kHf:
+      return "hf";
+    case RuntimeLayout::kMlxLm:
+      return "mlx-lm";
+    case RuntimeLayout::kOmlx:
+      return "omlx";
+    case RuntimeLayout::kMtplx:
+      return "mtplx";
   }
   return "hf";
 }
 
 bool IsMlxLayout(RuntimeLayout l) { return l != RuntimeLayout::kHf; }
 
-Result<RuntimeOutput> ApplyRuntimeLayout(RuntimeLayout layout, const Checkpoint& src, plan::Plan* plan,
-                                         json* config, const std::string& forge_version) {
+HeadQuantization HeadQuantizationOf(const plan::Plan& plan, const Checkpoint& src) {
+  const inspect::QuantReport q = inspect::BuildQuantReport(src);
+  std::map<std::string, QuantSpec> by_rel;
+  for (const auto& m : q.quantized_modules) {
+    SplitName sn = SplitTensorName(m + ".weight");
+    if (sn.part != ModelPart::kMtp) continue;
+    if (auto spec = q.SpecOf(m)) by_rel[sn.rel.substr(0, sn.rel.size() - 7)] = *spec;
+  }
+  std::map<std::string, QuantSpec> out;
+  for (const auto& t : plan.tensors) {
+    SplitName sn = SplitTensorName(t.name);
+    if (sn.part != ModelPart::kMtp || !EndsWith(sn.rel, ".scales")) continue;
+    const std::string rel = sn.rel.substr(0, sn.rel.size() - 7);
+    auto it = by_rel.find(rel);
+    if (it != by_rel.end())
+      out[rel] = it->second;
+    else if (q.top)
+      out[rel] = *q.top;
+  }
+  return out;
+}
+
+Result<RuntimeOutput> ApplyRuntimeLayout(RuntimeLayout layout, const HeadQuantization& head_quantization,
+                                         plan::Plan* plan, json* config, const std::string& forge_version) {
   RuntimeOutput r;
   for (const char* k : kMtplxKeys) config->erase(k);
   json& text = TextConfig(*config);
@@ -158,13 +164,17 @@ Result<RuntimeOutput> ApplyRuntimeLayout(RuntimeLayout layout, const Checkpoint&
   for (const auto& t : plan->tensors) has_head |= PartOf(t.name) == ModelPart::kMtp;
   switch (layout) {
     case RuntimeLayout::kHf:
-    case RuntimeLayout::kMlxLm: break;
+    case RuntimeLayout::kMlxLm:
+      break;
     case RuntimeLayout::kOmlx:
       // transformers' Qwen3.5 text config has the key (false: the head shares embed_tokens); kept as is where
       // the source states it.
-      if (has_head && !text.contains("mtp_use_dedicated_embeddings")) text["mtp_use_dedicated_embeddings"] = false;
+      if (has_head && !text.contains("mtp_use_dedicated_embeddings"))
+        text["mtp_use_dedicated_embeddings"] = false;
       break;
-    case RuntimeLayout::kMtplx: FORGE_RETURN_IF_ERROR(WriteMtplx(src, plan, config, forge_version, &r)); break;
+    case RuntimeLayout::kMtplx:
+      FORGE_RETURN_IF_ERROR(WriteMtplx(head_quantization, plan, config, forge_version, &r));
+      break;
   }
   return r;
 }

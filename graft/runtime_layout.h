@@ -6,6 +6,7 @@
 // shard) plus the declared norm encoding (inspect/norm_evidence.h).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -36,9 +37,16 @@ struct RuntimeOutput {
   std::vector<std::string> notes;
 };
 
+// The head's quantized modules, part-relative ("layers.0.self_attn.q_proj", "fc") -> their parameters.
+using HeadQuantization = std::map<std::string, QuantSpec>;
+
+// For a head carried from `src` (convert): the planned `.scales` with `src`'s quantization of each module
+// (looked up by part-relative name in any naming, else `src`'s top level).
+HeadQuantization HeadQuantizationOf(const plan::Plan& plan, const Checkpoint& src);
+
 // Rewrites `plan` and `config` (already in the layout's naming family: MLX names and shifted norms for every
-// MLX layout, HF for hf) into `layout`. `src` supplies the head's quantization (names as planned).
-Result<RuntimeOutput> ApplyRuntimeLayout(RuntimeLayout layout, const Checkpoint& src, plan::Plan* plan,
-                                         nlohmann::json* config, const std::string& forge_version);
+// MLX layout, HF for hf) into `layout`; `head_quantization` is what the planned head was quantized with.
+Result<RuntimeOutput> ApplyRuntimeLayout(RuntimeLayout layout, const HeadQuantization& head_quantization,
+                                         plan::Plan* plan, nlohmann::json* config, const std::string& forge_version);
 
 }  // namespace forge::graft

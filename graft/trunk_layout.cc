@@ -22,7 +22,7 @@ Result<TrunkLayout> KeepTrunk(const Checkpoint& src, const std::function<bool(co
     std::map<std::string, size_t> index;
     for (const auto& info : shard->header().tensors) {
       if (drop(info.name)) {
-        ++t.dropped;
+        t.dropped.insert(info.name);
         continue;
       }
       FORGE_ASSIGN_OR_RETURN(plan::ExprPtr e, plan::Source({shard.get(), &info}));
@@ -42,28 +42,39 @@ Result<TrunkLayout> KeepTrunk(const Checkpoint& src, const std::function<bool(co
   return t;
 }
 
-Status AddHeadShard(TrunkLayout* t, const std::vector<std::string>& head_names, const std::string& file_name,
-                    const std::map<std::string, std::string>& metadata, bool listed_in_index) {
+Result<plan::ShardPlan> ShardOf(const plan::Plan& plan, const std::vector<std::string>& names,
+                                const std::string& file_name,
+                                const std::map<std::string, std::string>& metadata) {
   std::map<std::string, size_t> index;
+  for (size_t i = 0; i < plan.tensors.size(); ++i) index[plan.tensors[i].name] = i;
   std::vector<st::TensorSpec> specs;
-  for (size_t i = 0; i < t->plan.tensors.size(); ++i) index[t->plan.tensors[i].name] = i;
-  for (const auto& n : head_names) {
-    const auto& e = t->plan.tensors[index.at(n)].expr;
+  for (const auto& n : names) {
+    auto it = index.find(n);
+    if (it == index.end()) return Status::Invalid("not in the plan", file_name, n);
+    const auto& e = plan.tensors[it->second].expr;
     specs.push_back({n, e->meta.dtype, e->meta.shape});
-    if (listed_in_index) t->weight_map[n] = file_name;
   }
   plan::ShardPlan sp;
   sp.file_name = file_name;
   FORGE_ASSIGN_OR_RETURN(sp.layout, st::LayoutTensors(specs));
   for (const auto& l : sp.layout) sp.plan_index.push_back(index.at(l.name));
   FORGE_ASSIGN_OR_RETURN(sp.header, st::SerializeHeader(sp.layout, metadata));
+  return sp;
+}
+
+Status AddHeadShard(TrunkLayout* t, const std::vector<std::string>& head_names, const std::string& file_name,
+                    const std::map<std::string, std::string>& metadata, bool listed_in_index) {
+  FORGE_ASSIGN_OR_RETURN(plan::ShardPlan sp, ShardOf(t->plan, head_names, file_name, metadata));
+  if (listed_in_index)
+    for (const auto& n : head_names) t->weight_map[n] = file_name;
   t->layout.new_shards.push_back(std::move(sp));
   return Status();
 }
 
 nlohmann::json IndexFor(const TrunkLayout& t, const Checkpoint& src) {
   std::map<std::string, uint64_t> sizes;  // tensor bytes by name, from the plans and the source headers
-  for (const auto& s : t.layout.new_shards) for (const auto& l : s.layout) sizes[l.name] = l.nbytes();
+  for (const auto& s : t.layout.new_shards)
+    for (const auto& l : s.layout) sizes[l.name] = l.nbytes();
   for (const auto& [name, ref] : src.tensors()) sizes.emplace(name, ref.info->nbytes());
   uint64_t total = 0;
   nlohmann::json wm = nlohmann::json::object();

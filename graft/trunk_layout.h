@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 #include "forge/ckpt/checkpoint.h"
@@ -16,12 +17,17 @@ struct TrunkLayout {
   plan::Plan plan;                                // tensors of rewritten shards
   plan::OutputLayout layout;                      // rewritten shards + carried files (no index yet)
   std::map<std::string, std::string> weight_map;  // every kept tensor -> its file
-  int dropped = 0;
+  std::set<std::string> dropped;                  // source tensors left out
 };
 
 Result<TrunkLayout> KeepTrunk(const Checkpoint& src, const std::function<bool(const std::string&)>& drop);
 
-// Adds `head` (already in `plan`) as one new shard `file_name`, listed in the index unless `sidecar`.
+// One shard `file_name` holding the named tensors of `plan` (its plan_index points into `plan`): the head's
+// own file, indexed or a sidecar outside the index (MTPLX's mtp.safetensors).
+Result<plan::ShardPlan> ShardOf(const plan::Plan& plan, const std::vector<std::string>& names,
+                                const std::string& file_name, const std::map<std::string, std::string>& metadata);
+
+// Adds `head` (already in `t->plan`) as one new shard `file_name`, listed in the index unless a sidecar.
 Status AddHeadShard(TrunkLayout* t, const std::vector<std::string>& head_names, const std::string& file_name,
                     const std::map<std::string, std::string>& metadata, bool listed_in_index);
 

@@ -1,11 +1,11 @@
 #include "verify/trunk_check.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <map>
-
-#include <fmt/format.h>
 
 #include "forge/base/fs_util.h"
 #include "forge/ckpt/tensor_names.h"
@@ -18,7 +18,8 @@ bool IsMtp(const std::string& name) { return SplitTensorName(name).part == Model
 
 }  // namespace
 
-TrunkCheck CheckTrunk(const Checkpoint& src, const Checkpoint& out, const std::set<VerifiedCopy>& copies) {
+TrunkCheck CheckTrunk(const Checkpoint& src, const Checkpoint& out, const std::set<VerifiedCopy>& copies,
+                      const std::set<std::string>& left_out) {
   TrunkCheck c;
   std::map<std::pair<std::string, std::string>, bool> same_file;  // (out file, src file) -> one inode
   for (const auto& [name, ref] : out.tensors()) {
@@ -35,7 +36,8 @@ TrunkCheck CheckTrunk(const Checkpoint& src, const Checkpoint& out, const std::s
     auto key = std::make_pair(ref.file->path(), s->file->path());
     auto it = same_file.find(key);
     if (it == same_file.end()) it = same_file.emplace(key, SameFile(key.first, key.second)).first;
-    const uint64_t a_off = ref.file->header().data_start + ref.info->begin, b_off = s->file->header().data_start + s->info->begin;
+    const uint64_t a_off = ref.file->header().data_start + ref.info->begin,
+                   b_off = s->file->header().data_start + s->info->begin;
     const bool same_offset = a_off == b_off;
     if (it->second && same_offset) {
       ++c.compared;
@@ -54,7 +56,8 @@ TrunkCheck CheckTrunk(const Checkpoint& src, const Checkpoint& out, const std::s
       ref.file->ReleaseRange(a_off + off, n);  // keep resident memory at a chunk, whatever the tensor size
       s->file->ReleaseRange(b_off + off, n);
       if (!same) {
-        c.mismatches.push_back(fmt::format("{}: bytes differ from the source (first differing chunk at {})", name, off));
+        c.mismatches.push_back(
+            fmt::format("{}: bytes differ from the source (first differing chunk at {})", name, off));
         break;
       }
     }
@@ -62,7 +65,8 @@ TrunkCheck CheckTrunk(const Checkpoint& src, const Checkpoint& out, const std::s
     c.bytes_compared += ref.info->nbytes();
   }
   for (const auto& [name, ref] : src.tensors()) {
-    if (!IsMtp(name) && !out.Find(name)) c.mismatches.push_back(fmt::format("{}: missing from the output", name));
+    if (!IsMtp(name) && !left_out.count(name) && !out.Find(name))
+      c.mismatches.push_back(fmt::format("{}: missing from the output", name));
   }
   return c;
 }

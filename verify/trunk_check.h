@@ -30,6 +30,8 @@ struct TrunkCheck {
   bool ok() const { return mismatches.empty(); }
 };
 
-TrunkCheck CheckTrunk(const Checkpoint& src, const Checkpoint& out, const std::set<VerifiedCopy>& copies = {});
+// `left_out`: SRC tensors the output drops on purpose (mlx-lm's vision tower), not missing.
+TrunkCheck CheckTrunk(const Checkpoint& src, const Checkpoint& out, const std::set<VerifiedCopy>& copies = {},
+                      const std::set<std::string>& left_out = {});
 
 }  // namespace forge::verify

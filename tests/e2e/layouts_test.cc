@@ -91,58 +91,63 @@ std::set<std::string> MtplxSwitchMoeKeys() {
                      "pre_fc_norm_hidden"});
 }
 
+// The files and keys docs/LAYOUTS.md says runtime `l` reads, in the checkpoint `out` (one MTP layer).
+void ExpectRuntimeFiles(const std::string& out, const std::string& l, bool moe) {
+  SCOPED_TRACE(out);
+  const nlohmann::json c = ReadJson(out + "/config.json");
+  const auto names = TensorNames(out);
+  int head = 0, vision = 0;
+  for (const auto& n : names) {
+    SplitName sn = SplitTensorName(n);
+    head += sn.part == ModelPart::kMtp;
+    vision += sn.part == ModelPart::kVision;
+    if (sn.part == ModelPart::kMtp) {
+      // vLLM reads mtp.* only; mlx-lm / oMLX language_model.mtp.*; MTPLX's sidecar mtp.*.
+      EXPECT_TRUE(StartsWith(n, l == "hf" || l == "mtplx" ? "mtp." : "language_model.mtp.")) << l << " " << n;
+    }
+  }
+  EXPECT_GT(head, 0) << l;
+  EXPECT_EQ(Text(c).value("mtp_num_hidden_layers", 0), 1) << l;
+  EXPECT_EQ(vision > 0, l != "mlx-lm") << l << ": mlx-lm's sanitize drops the vision tower";
+  EXPECT_EQ(c.contains("vision_config"), l != "mlx-lm") << l;
+  // A transformers config key (the head shares embed_tokens): every layout keeps the source's false.
+  EXPECT_EQ(Text(c).value("mtp_use_dedicated_embeddings", true), false) << l;
+  EXPECT_EQ(c.contains("mlx_lm_extra_tensors"), l == "mtplx") << l;
+  EXPECT_EQ(fs::exists(out + "/mtplx_runtime.json"), l == "mtplx") << l;
+  if (l != "mtplx") {
+    EXPECT_FALSE(c.contains("mtplx_mtp_norm_encoding")) << l;
+    EXPECT_FALSE(fs::exists(out + "/mtp.safetensors")) << l;
+    return;
+  }
+  // MTPLX: the head alone in the sidecar, outside the index; the encoding and file declared.
+  EXPECT_EQ(c["mlx_lm_extra_tensors"]["mtp_file"], "mtp.safetensors");
+  EXPECT_EQ(c["mtplx_mtp_norm_encoding"], "delta");
+  std::set<std::string> weights;
+  for (const auto& n : HeaderNames(out + "/mtp.safetensors"))
+    if (EndsWith(n, ".weight")) weights.insert(n);  // a quantized head adds .scales / .biases
+  EXPECT_EQ(weights, moe ? MtplxSwitchMoeKeys() : MtplxDenseKeys());
+  for (const auto& e : fs::directory_iterator(out)) {
+    const std::string f = e.path().filename().string();
+    if (f != "mtp.safetensors" && EndsWith(f, ".safetensors")) {
+      for (const auto& n : HeaderNames(e.path().string()))
+        EXPECT_NE(SplitTensorName(n).part, ModelPart::kMtp) << f;
+    }
+  }
+  if (fs::exists(out + "/model.safetensors.index.json")) {
+    for (auto& [k, v] : ReadJson(out + "/model.safetensors.index.json")["weight_map"].items())
+      EXPECT_NE(v, "mtp.safetensors") << k;
+  }
+  const nlohmann::json rt = ReadJson(out + "/mtplx_runtime.json");
+  EXPECT_EQ(rt["mtp_sidecar"], "mtp.safetensors");
+  EXPECT_EQ(rt["mtp_depth_max"], 1);
+  EXPECT_FALSE(rt.contains("speed_evidence")) << "nothing measured, nothing written";
+}
+
 TEST(Layouts, EachLayoutWritesTheFilesAndKeysItsRuntimeReads) {
   TempDir t;
   for (const std::string fx : {"dense-vlm-hf", "moe-vlm-hf"}) {
-    const bool moe = fx == "moe-vlm-hf";
-    for (const std::string l : kLayouts) {
-      const std::string out = Convert(FixturePath(fx), l, t.Sub(fx + "." + l));
-      const nlohmann::json c = ReadJson(out + "/config.json");
-      const auto names = TensorNames(out);
-      int head = 0, vision = 0;
-      for (const auto& n : names) {
-        SplitName sn = SplitTensorName(n);
-        head += sn.part == ModelPart::kMtp;
-        vision += sn.part == ModelPart::kVision;
-        if (sn.part == ModelPart::kMtp) {
-          // vLLM reads mtp.* only; mlx-lm / oMLX language_model.mtp.*; MTPLX's sidecar mtp.*.
-          EXPECT_TRUE(StartsWith(n, l == "hf" || l == "mtplx" ? "mtp." : "language_model.mtp."))
-              << l << " " << n;
-        }
-      }
-      EXPECT_GT(head, 0) << l;
-      EXPECT_EQ(Text(c).value("mtp_num_hidden_layers", 0), 1) << l;
-      EXPECT_EQ(vision > 0, l != "mlx-lm") << l << ": mlx-lm's sanitize drops the vision tower";
-      EXPECT_EQ(c.contains("vision_config"), l != "mlx-lm") << l;
-      // A transformers config key (the head shares embed_tokens): every layout keeps the source's false.
-      EXPECT_EQ(Text(c).value("mtp_use_dedicated_embeddings", true), false) << l;
-      EXPECT_EQ(c.contains("mlx_lm_extra_tensors"), l == "mtplx") << l;
-      EXPECT_EQ(fs::exists(out + "/mtplx_runtime.json"), l == "mtplx") << l;
-      if (l != "mtplx") {
-        EXPECT_FALSE(c.contains("mtplx_mtp_norm_encoding")) << l;
-        EXPECT_FALSE(fs::exists(out + "/mtp.safetensors")) << l;
-        continue;
-      }
-      // MTPLX: the head alone in the sidecar, outside the index; the encoding and file declared.
-      EXPECT_EQ(c["mlx_lm_extra_tensors"]["mtp_file"], "mtp.safetensors");
-      EXPECT_EQ(c["mtplx_mtp_norm_encoding"], "delta");
-      EXPECT_EQ(HeaderNames(out + "/mtp.safetensors"), moe ? MtplxSwitchMoeKeys() : MtplxDenseKeys());
-      for (const auto& e : fs::directory_iterator(out)) {
-        const std::string f = e.path().filename().string();
-        if (f != "mtp.safetensors" && EndsWith(f, ".safetensors")) {
-          for (const auto& n : HeaderNames(e.path().string()))
-            EXPECT_NE(SplitTensorName(n).part, ModelPart::kMtp) << f;
-        }
-      }
-      if (fs::exists(out + "/model.safetensors.index.json")) {
-        for (auto& [k, v] : ReadJson(out + "/model.safetensors.index.json")["weight_map"].items())
-          EXPECT_NE(v, "mtp.safetensors") << k;
-      }
-      const nlohmann::json rt = ReadJson(out + "/mtplx_runtime.json");
-      EXPECT_EQ(rt["mtp_sidecar"], "mtp.safetensors");
-      EXPECT_EQ(rt["mtp_depth_max"], 1);
-      EXPECT_FALSE(rt.contains("speed_evidence")) << "nothing measured, nothing written";
-    }
+    for (const std::string l : kLayouts)
+      ExpectRuntimeFiles(Convert(FixturePath(fx), l, t.Sub(fx + "." + l)), l, fx == "moe-vlm-hf");
   }
 }
 
@@ -226,6 +231,69 @@ TEST(Layouts, RoundTripMatrixKeepsEveryTensor) {
         ExpectSame(direct[b], via, rounded ? std::ldexp(1.0, -8) : 0.0, a == "mlx-lm");
       }
     }
+  }
+}
+
+std::string Graft(const std::string& src, const std::string& base, const std::string& layout,
+                  const std::string& out, const std::string& extra = "") {
+  auto r = RunForge("graft -q --json --layout " + layout + " --src " + src + " --mtp-from " + base +
+                    " --out " + out + extra);
+  EXPECT_EQ(r.exit_code, 0) << src << " -> graft " << layout << ": " << r.err;
+  if (r.exit_code == 0) {
+    EXPECT_EQ(nlohmann::json::parse(r.out)["layout"], layout);
+  }
+  return out;
+}
+
+// `forge graft --layout`: each layout's files and keys as convert writes them, named by inspect, and every
+// layout holding what the default (omlx) graft converted into that layout holds, bit for bit; the same
+// for a 4-bit fine-tune, whose MTPLX head quantization (an 8-bit head) graft and convert state alike.
+TEST(Layouts, GraftWritesEachLayoutWithTheSameValues) {
+  TempDir t;
+  for (const std::string ft : {"dense-vlm-finetune-nomtp", "moe-vlm-finetune-nomtp"}) {
+    const bool moe = ft == "moe-vlm-finetune-nomtp";
+    const std::string base = FixturePath(moe ? "moe-vlm-hf" : "dense-vlm-hf");
+    const std::string mlx = Convert(FixturePath(ft), "omlx", t.Sub(ft + ".mlx"));
+    const std::string omlx = Graft(mlx, base, "omlx", t.Sub(ft + ".graft.omlx"));
+    for (const std::string l : {"omlx", "mlx-lm", "mtplx"}) {
+      const std::string out = l == "omlx" ? omlx : Graft(mlx, base, l, t.Sub(ft + ".graft." + l));
+      ExpectRuntimeFiles(out, l, moe);
+      auto r = RunForge("inspect config --json " + out);
+      EXPECT_EQ(nlohmann::json::parse(r.out)["layout"]["name"], l) << r.out;
+      ExpectSame(Convert(omlx, l, t.Sub(ft + ".graft.omlx." + l)), out, 0.0, false);
+    }
+    ExpectRuntimeFiles(Graft(FixturePath(ft), base, "hf", t.Sub(ft + ".graft.hf")), "hf", moe);
+    // The trunk is never converted by graft: a layout of the other family is a usage error, nothing written.
+    auto r =
+        RunForge("graft -q --layout hf --src " + mlx + " --mtp-from " + base + " --out " + t.Sub("refused"));
+    EXPECT_EQ(r.exit_code, 64) << r.err;
+    EXPECT_NE(r.err.find("--layout hf needs an HF raw SRC"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(t.Sub("refused")));
+  }
+
+  const std::string q4 = t.Sub("ft-q4");
+  auto q = RunForge("quantize -q --mode affine --bits 4 --src " + t.Sub("dense-vlm-finetune-nomtp.mlx") +
+                    " --out " + q4);
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  const std::string base = FixturePath("dense-vlm-hf");
+  // skip-fc (the default) quantizes the head like the trunk but mtp.fc (MTPLX's "cyankiwi"); an explicit
+  // MODE:BITS:GROUP quantizes every head linear, fc included ("all").
+  for (const std::string policy : {"skip-fc", "affine:8:64"}) {
+    const bool all = policy != "skip-fc";
+    const std::string side = Graft(q4, base, "mtplx", t.Sub("q4.mtplx." + policy), " --mtp-policy " + policy);
+    ExpectRuntimeFiles(side, "mtplx", false);
+    const nlohmann::json mq = ReadJson(side + "/config.json")["mtplx_mtp_quantization"];
+    EXPECT_EQ(mq["prequantized"], true);
+    EXPECT_EQ(mq["bits"], all ? 8 : 4);
+    EXPECT_EQ(mq["group_size"], 64);
+    EXPECT_EQ(mq["policy"], all ? "all" : "cyankiwi");
+    EXPECT_EQ(mq["modules"].contains("fc"), all);
+    EXPECT_EQ(mq["modules"]["layers.0.self_attn.q_proj"]["bits"], all ? 8 : 4);
+    const std::string via =
+        Convert(Graft(q4, base, "omlx", t.Sub("q4.omlx." + policy), " --mtp-policy " + policy), "mtplx",
+                t.Sub("q4.omlx.mtplx." + policy));
+    ExpectSame(via, side, 0.0, false);
+    EXPECT_EQ(ReadJson(via + "/config.json")["mtplx_mtp_quantization"], mq);
   }
 }
 

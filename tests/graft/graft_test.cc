@@ -172,7 +172,7 @@ TEST(Graft, SidecarAndLink) {
   TempDir t;
   const std::string src = MlxCopy(t, "moe-vlm-finetune-nomtp", "ft-mlx");
   GraftOptions o;
-  o.sidecar = true;
+  o.layout = RuntimeLayout::kMtplx;
   auto g = DoGraft(src, FixturePath("moe-vlm-hf"), t.Sub("side"), o, /*link=*/true);
   EXPECT_TRUE(fs::exists(t.Sub("side/mtp.safetensors")));
   EXPECT_FALSE(fs::exists(t.Sub("side/model.safetensors.index.json")));  // single trunk file, head outside
@@ -191,7 +191,7 @@ TEST(Graft, LinkedTrunkIsNeitherComparedNorHashed) {
   TempDir t;
   const std::string src = MlxCopy(t, "moe-vlm-finetune-nomtp", "ft-mlx");
   GraftOptions o;
-  o.sidecar = true;
+  o.layout = RuntimeLayout::kMtplx;
   auto g = DoGraft(src, FixturePath("moe-vlm-hf"), t.Sub("g1"), o, /*link=*/true);
   const auto& checks = g.write["checks"];
   const int trunk = checks["trunk_tensors_identical"];
@@ -235,7 +235,7 @@ TEST(Graft, CopiedTrunkIsProvenAndHashedWhileCopying) {
   TempDir t;
   const std::string src = MlxCopy(t, "moe-vlm-finetune-nomtp", "ft-mlx");
   GraftOptions o;
-  o.sidecar = true;
+  o.layout = RuntimeLayout::kMtplx;
   auto expect_fresh_manifest = [&](const std::string& out) {
     auto fresh = verify::BuildManifest(out);
     ASSERT_TRUE(fresh.ok());
