@@ -137,7 +137,8 @@ Result<nlohmann::json> WriteSurgery(const Checkpoint& src, const TrunkLayout& ou
     int unhashed = 0;
     for (const auto& f : manifest["files"]) unhashed += f.contains("crc32") ? 0 : 1;
     checks["manifest_files_size_only"] = unhashed;
-    return WriteTextFile((fs::path(staged) / verify::kManifestName).string(), manifest.dump(2) + "\n");
+    FORGE_RETURN_IF_ERROR(WriteTextFile((fs::path(staged) / verify::kManifestName).string(), manifest.dump(2) + "\n"));
+    return sw.after_manifest ? sw.after_manifest(staged) : Status();
   };
   plan::LinkReport links;
   FORGE_ASSIGN_OR_RETURN(plan::WriteReport rep,

@@ -2,6 +2,7 @@
 // (make mtp_num_hidden_layers agree with the tensors). Both carry every kept shard unchanged.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -33,6 +34,8 @@ struct SurgeryWrite {
   // SRC auxiliary files not carried as they are: file name -> the text written instead, or nullopt to leave
   // it out (a runtime contract describes the head it came with; a graft or a strip replaces that head).
   std::map<std::string, std::optional<std::string>> replaced_files;
+  // Runs on the staged output after forge-manifest.json is written (the model card quotes it).
+  std::function<Status(const std::string& staged)> after_manifest;
 };
 Result<nlohmann::json> WriteSurgery(const Checkpoint& src, const TrunkLayout& out, const nlohmann::json& config,
                                     const std::string& out_dir, const SurgeryWrite& w);

@@ -73,7 +73,9 @@ Result<std::vector<std::string>> ListFiles(const std::string& dir) {
   if (!fs::is_directory(dir, ec)) return Status::Invalid("not a directory", dir);
   for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    if (!it->is_regular_file(ec) || name.empty() || name[0] == '.' || name == kManifestName) continue;
+    if (!it->is_regular_file(ec) || name.empty() || name[0] == '.' || name == kManifestName || name == kCardName ||
+        name == kVerifyRecordName)
+      continue;
     if (!IsValidUtf8(name)) {
       return Status::Invalid(fmt::format("file name '{}' is not valid UTF-8 (a manifest lists names in JSON)",
                                          EscapeBytes(name)), dir);

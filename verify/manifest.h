@@ -1,6 +1,8 @@
 // forge-manifest.json: sha1 (OpenSSL EVP) of every tensor's bytes and of every file of a checkpoint
 // directory, plus a zlib crc32 and the size of each file for a quick check (`--fast`). Deterministic
-// (sorted keys, no timestamps). The manifest never lists itself.
+// (sorted keys, no timestamps). The manifest never lists itself, nor the two files written about the
+// weights after them: the model card (README.md, which quotes the manifest's sha1s) and the verify record
+// (`forge verify --identity --record` adds to both later without touching a weight).
 #pragma once
 
 #include <functional>
@@ -15,6 +17,8 @@
 namespace forge::verify {
 
 inline constexpr const char* kManifestName = "forge-manifest.json";
+inline constexpr const char* kCardName = "README.md";
+inline constexpr const char* kVerifyRecordName = "forge-verify.json";
 
 // A file's manifest entry (size, sha1, crc32) made from its bytes as they stream past in order (a copy
 // hands them over, see plan::CarriedBytesSink), so a file written once is not read again to be hashed.

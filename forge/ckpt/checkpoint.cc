@@ -245,7 +245,9 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
                                path);
       }
       if (EndsWith(name, ".safetensors")) st_files.push_back(name);
-      else if (name != "config.json" && name != kIndexFileName && name != "forge-manifest.json") {
+      // A manifest or verify record describes these weights: an output (other weights) never carries one.
+      else if (name != "config.json" && name != kIndexFileName && name != "forge-manifest.json" &&
+               name != "forge-verify.json") {
         c->aux_files_.push_back(name);
       }
     }

@@ -7,8 +7,10 @@
 
 #include "forge/base/fs_util.h"
 #include "forge/base/thread_pool.h"
+#include "forge/cli/card_output.h"
 #include "forge/cli/commands.h"
 #include "forge/cli/output.h"
+#include "forge/cli/version.h"
 #include "forge/plan/plan_diff.h"
 #include "forge/plan/writer.h"
 #include "graft/convert.h"
@@ -23,6 +25,7 @@ struct ConvertCliOptions {
   bool drop_mtp = false, drop_vision = false, dry_run = false, force = false, allow_overflow = false;
   unsigned threads = 0;
   CommonFlags flags;
+  CardFlag card;
 };
 
 constexpr uint64_t kMemoryBudget = 1ull << 30;
@@ -39,7 +42,7 @@ Result<graft::ConvertOptions> ToOptions(const ConvertCliOptions& c) {
         c.fix_norms == "shifted" ? inspect::NormConvention::kShifted : inspect::NormConvention::kZeroCentered;
   }
   if (!c.layout.empty()) o.layout = graft::ParseRuntimeLayout(c.layout);
-  o.forge_version = FORGE_VERSION;
+  o.forge_version = VersionString();
   if (!c.expert_layout.empty()) o.hf_backbone_layout = graft::ParseHfExpertLayout(c.expert_layout);
   if (!c.mtp_expert_layout.empty()) o.hf_mtp_layout = graft::ParseHfExpertLayout(c.mtp_expert_layout);
   if (o.layout) o.to = graft::IsMlxLayout(*o.layout) ? graft::TargetFormat::kMlx : graft::TargetFormat::kHf;
@@ -118,8 +121,10 @@ Result<plan::WriteReport> WriteConverted(const graft::ConvertPlan& cp, const std
   std::erase_if(w.copy_files, [](const auto& f) { return f.second == graft::kMtplxRuntimeFile; });
   if (cp.runtime.runtime_contract) {
     const std::string text = plan::DumpJson(*cp.runtime.runtime_contract);
-    w.before_commit = [text](const std::string& staging) {
-      return WriteTextFile((std::filesystem::path(staging) / graft::kMtplxRuntimeFile).string(), text);
+    auto after = std::move(w.before_commit);  // the manifest and card list the contract: it comes first
+    w.before_commit = [text, after](const std::string& staging) -> Status {
+      FORGE_RETURN_IF_ERROR(WriteTextFile((std::filesystem::path(staging) / graft::kMtplxRuntimeFile).string(), text));
+      return after ? after(staging) : Status();
     };
   }
   if (cp.runtime.sidecar_tensors.empty()) return plan::WritePlan(cp.plan, out, w);
@@ -173,6 +178,15 @@ int RunConvert(const ConvertCliOptions& c) {
   w.memory_budget = kMemoryBudget;
   w.metadata = cp->metadata;
   w.config = cp->config;
+  if (!c.card.no_card) {
+    auto facts = NewCardFacts("convert", **ckpt, c.src, c.out);
+    facts->layout = !c.layout.empty() ? c.layout : c.to == "hf" ? "hf" : "omlx";
+    facts->threads = c.threads;
+    facts->done.push_back(fmt::format("converted from {} to the `{}` layout; norms: {}", cp->source_format, facts->layout,
+                                      inspect::DescribeNormGroups(cp->norms)));
+    for (const auto& n : cp->notes) facts->done.push_back(n);
+    AddManifestAndCard(&w, facts, c.src);
+  }
   auto report = WriteConverted(*cp, c.out, std::move(w));
   if (!report.ok()) return ReportError(report.status(), c.flags);
   if (c.flags.json) {
@@ -230,6 +244,7 @@ void SetupConvert(CLI::App& app, Action* run) {
                 "Print the plan (renamed/changed/dropped, shards, peak memory, config) only");
   cmd->add_flag("--force", c->force, "Replace an existing output directory");
   c->flags.Add(cmd);
+  c->card.Add(cmd);
   cmd->callback([run, c] { *run = [c] { return RunConvert(*c); }; });
 }
 

@@ -5,8 +5,11 @@
 #include <memory>
 
 #include "forge/base/thread_pool.h"
+#include "forge/cli/card_output.h"
 #include "forge/cli/commands.h"
+#include "verify/manifest.h"
 #include "forge/cli/output.h"
+#include "forge/cli/version.h"
 #include "forge/plan/writer.h"
 #include "graft/graft.h"
 #include "graft/head_surgery.h"
@@ -19,6 +22,7 @@ struct GraftCliOptions {
   bool sidecar = false, link = false, allow_mismatch = false, dry_run = false, force = false;
   unsigned threads = 0;
   CommonFlags flags;
+  CardFlag card;
 };
 
 nlohmann::json FitJson(const graft::FitReport& f) {
@@ -52,7 +56,7 @@ int RunGraft(const GraftCliOptions& c) {
   o.allow_lineage_mismatch = c.allow_mismatch;
   o.mtp_policy = c.mtp_policy;
   o.rules = c.match == "mlx-cpu" ? quant::Rules::kMlxCpu : quant::Rules::kMlxGpu;
-  o.forge_version = FORGE_VERSION;
+  o.forge_version = VersionString();
   auto g = graft::BuildGraftPlan(**src, **base, o);
   if (!g.ok()) return ReportError(g.status(), c.flags);
 
@@ -105,6 +109,23 @@ int RunGraft(const GraftCliOptions& c) {
   w.also_reads = {base->get()};
   w.replaced_files[graft::kMtplxRuntimeFile] =
       g->runtime_contract ? std::optional<std::string>(plan::DumpJson(*g->runtime_contract)) : std::nullopt;
+  if (!c.card.no_card) {
+    auto facts = NewCardFacts("graft", **src, c.src, c.out);
+    facts->lineage.push_back({"MTP head donor", c.base, card::RepoIdOf(**base)});
+    facts->layout = std::string(graft::RuntimeLayoutName(g->layout));
+    facts->threads = c.threads;
+    facts->head_policy = DescribeMtpPolicy(c.mtp_policy, (*src)->HasQuantizedTensors());
+    facts->done.push_back(fmt::format("transplanted the MTP head of the donor ({} tensors) into the source; every source "
+                                      "trunk tensor carried byte for byte and proven identical before the commit",
+                                      g->head.size()));
+    facts->done.push_back(fmt::format("proof of fit passed{}; lineage: {} (median relative L2 {:.4f} over {} trunk tensors)",
+                                      g->fit.ok() ? "" : " only with --allow-lineage-mismatch", g->fit.lineage.verdict,
+                                      g->fit.lineage.median_relative_l2, g->fit.lineage.sampled));
+    for (const auto& n : g->notes) facts->done.push_back(n);
+    const std::string src_dir = c.src;
+    w.replaced_files[verify::kCardName] = std::nullopt;  // SRC's card goes below forge's
+    w.after_manifest = [facts, src_dir](const std::string& staged) { return card::WriteCard(*facts, staged, src_dir); };
+  }
   auto rep = graft::WriteSurgery(**src, g->out, g->config, c.out, w);
   if (!rep.ok()) return ReportError(rep.status(), c.flags);
   j["write"] = *rep;
@@ -193,6 +214,7 @@ void SetupGraft(CLI::App& app, Action* run) {
                 "Show the fit report, head transforms, files and config changes only");
   cmd->add_flag("--force", c->force, "Replace an existing output directory");
   c->flags.Add(cmd);
+  c->card.Add(cmd);
   cmd->callback([run, c] { *run = [c] { return RunGraft(*c); }; });
 
   for (bool strip : {true, false}) {

@@ -12,6 +12,8 @@
 #include "forge/base/json_text.h"
 #include "forge/base/progress.h"
 #include "forge/base/thread_pool.h"
+#include "forge/card/verify_record.h"
+#include "forge/cli/version.h"
 #include "verify/model/decoder.h"
 #include "verify/spec/identity.h"
 #include "verify/tokenizer/bpe_tokenizer.h"
@@ -195,14 +197,25 @@ int RunIdentity(const IdentityOptions& o, const CommonFlags& flags) {
     }
   }
   const int code = outcome.identical() ? 0 : static_cast<int>(ExitCode::kVerifyFailed);
+  nlohmann::json j = verify::spec::IdentityJson(outcome, tok.get());
+  std::optional<card::RecordResult> recorded;
+  if (o.record) {
+    auto r = card::RecordIdentity(o.model, j, VersionString());
+    if (!r.ok()) return ReportError(r.status(), flags);
+    recorded = *r;
+  }
   if (flags.json) {
-    nlohmann::json j = verify::spec::IdentityJson(outcome, tok.get());
+    if (recorded) j["record"] = {{"file", recorded->record_path}, {"card_updated", recorded->card_updated}};
     j["model"] = o.model;
     j["notes"] = weights->notes;
     j["exit_code"] = code;
     PrintJson(j);
   } else {
     std::printf("%s", verify::spec::IdentityText(outcome, tok.get()).c_str());
+    if (recorded) {
+      std::printf("recorded in %s%s\n", recorded->record_path.c_str(),
+                  recorded->card_updated ? " and the model card's verification section" : " (no forge model card to update)");
+    }
   }
   return code;
 }

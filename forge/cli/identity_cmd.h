@@ -16,6 +16,7 @@ struct IdentityOptions {
   std::string mtp_hidden = "post-norm";
   unsigned threads = 0;
   bool ignore_eos = false;
+  bool record = false;  // forge-verify.json + the card's verification section (forge/card/verify_record.h)
 };
 
 int RunIdentity(const IdentityOptions& o, const CommonFlags& flags);

@@ -8,8 +8,10 @@
 
 #include "forge/base/signals.h"
 #include "forge/base/status.h"
+#include "forge/cli/card_output.h"
 #include "forge/cli/commands.h"
 #include "forge/cli/output.h"
+#include "forge/cli/version.h"
 
 namespace {
 
@@ -28,9 +30,10 @@ int main(int argc, char** argv) {
   // on another. glibc's adaptive threshold would serve them from per-thread heaps that fragment and never
   // shrink (resident memory then grows with the model); a fixed threshold maps each one and unmaps it when freed.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  forge::cli::SetCommandLine(argc, argv);
   forge::InstallSignalHandlers();  // an interrupted write leaves no staging directory and no lock
   CLI::App app{"forge: inspect, convert, quantize, graft and verify Qwen3.5/3.6 MTP checkpoints", "forge"};
-  app.set_version_flag("--version", std::string("forge ") + FORGE_VERSION);
+  app.set_version_flag("--version", "forge " + forge::cli::VersionString());
   app.require_subcommand(1);
   // Usage errors are one line too (CLI11's default adds "Run with --help ..." on a second).
   app.failure_message([](const CLI::App*, const CLI::Error& e) { return std::string("forge: usage: ") + e.what() + " (see --help)\n"; });

@@ -8,6 +8,7 @@
 
 #include "forge/base/fs_util.h"
 #include "forge/base/thread_pool.h"
+#include "forge/cli/card_output.h"
 #include "forge/cli/commands.h"
 #include "forge/cli/output.h"
 #include "forge/plan/plan_diff.h"
@@ -28,6 +29,7 @@ struct QuantizeCliOptions {
   unsigned threads = 0;
   bool dry_run = false, force = false, tensor_level = false, allow_overflow = false;
   CommonFlags flags;
+  CardFlag card;
 };
 
 Result<graft::QuantizeOptions> ToOptions(const QuantizeCliOptions& c) {
@@ -130,7 +132,8 @@ class ReportFile {
 
 int WriteRecipe(const graft::QuantizeRecipe& r, const Checkpoint& ckpt, const std::string& out,
                 const std::string& max_shard_size, unsigned threads, bool force, const CommonFlags& flags,
-                nlohmann::json* report_out, const std::function<Status(const std::string&)>& before_commit = {}) {
+                nlohmann::json* report_out, const std::shared_ptr<card::CardFacts>& card,
+                const std::function<Status(const std::string&)>& before_commit = {}) {
   auto max_size = plan::ParseByteSize(max_shard_size);
   if (!max_size.ok()) return ReportError(max_size.status(), flags);
   plan::WriteOptions w = OutputOptions(ckpt, flags, force, threads, *max_size);
@@ -138,6 +141,11 @@ int WriteRecipe(const graft::QuantizeRecipe& r, const Checkpoint& ckpt, const st
   w.metadata = r.metadata;
   w.config = r.config;
   w.before_commit = before_commit;
+  if (card) {
+    card->threads = threads;
+    for (const auto& n : r.notes) card->done.push_back(n);
+    AddManifestAndCard(&w, card, ckpt.dir());
+  }
   auto rep = plan::WritePlan(r.plan, out, w);
   if (!rep.ok()) return ReportError(rep.status(), flags);
   *report_out = plan::WriteReportJson(*rep);
@@ -184,10 +192,28 @@ int RunQuantize(const QuantizeCliOptions& c) {
   auto report = ReportFile::Prepare(c.report, sources, c.force);
   if (!report.ok()) return ReportError(report.status(), c.flags);
   nlohmann::json j, fid;  // fidelity: complete once every part is written, i.e. before the commit
-  int rc = WriteRecipe(*r, **ckpt, c.out, c.max_shard_size, c.threads, c.force, c.flags, &j,
+  std::shared_ptr<card::CardFacts> facts;
+  if (!c.card.no_card) {
+    facts = NewCardFacts("quantize", **ckpt, c.src, c.out);
+    const auto& q = (*r->config)["quantization"];
+    facts->done.push_back(fmt::format("quantized {} modules to {} {}-bit, group {} ({} rules, bit-identical to "
+                                      "mx.quantize); {} matrices kept float",
+                                      r->quantized.size(), q.value("mode", "affine"), q.value("bits", 0),
+                                      q.value("group_size", 0), c.match, r->kept.size()));
+    facts->head_policy = DescribeMtpPolicy(c.mtp_policy, true);
+  }
+  int rc = WriteRecipe(*r, **ckpt, c.out, c.max_shard_size, c.threads, c.force, c.flags, &j, facts,
                        [&](const std::string& staging) -> Status {
                          if (!r->fidelity) return Status();
                          fid = FidelityJson(*r, r->plan.total_bytes());
+                         if (facts) {
+                           const auto& t = fid["totals"];
+                           facts->done.push_back(fmt::format(
+                               "fidelity measured on every quantized tensor: {:.3f} bits/weight, cosine mean {:.5f} "
+                               "(min {:.5f}), mean abs error {:.3g} (max {:.3g})",
+                               t.value("bits_per_weight_quantized", 0.0), t.value("cosine_mean", 0.0),
+                               t.value("cosine_min", 0.0), t.value("mean_abs_error", 0.0), t.value("max_abs_error", 0.0)));
+                         }
                          return report->WriteStaged(fid.dump(2) + "\n", c.out, staging);
                        });
   if (rc != 0) return rc;
@@ -222,6 +248,7 @@ struct DequantizeCliOptions {
   unsigned threads = 0;
   bool force = false, allow_overflow = false;
   CommonFlags flags;
+  CardFlag card;
 };
 
 int RunDequantize(const DequantizeCliOptions& c) {
@@ -230,7 +257,12 @@ int RunDequantize(const DequantizeCliOptions& c) {
   auto r = graft::BuildDequantizeRecipe(**ckpt, ParseFloatDType(c.dtype), c.allow_overflow);
   if (!r.ok()) return ReportError(r.status(), c.flags);
   nlohmann::json j;
-  int rc = WriteRecipe(*r, **ckpt, c.out, c.max_shard_size, c.threads, c.force, c.flags, &j);
+  std::shared_ptr<card::CardFacts> facts;
+  if (!c.card.no_card) {
+    facts = NewCardFacts("dequantize", **ckpt, c.src, c.out);
+    facts->done.push_back("dequantized every quantized module with MLX's arithmetic");
+  }
+  int rc = WriteRecipe(*r, **ckpt, c.out, c.max_shard_size, c.threads, c.force, c.flags, &j, facts);
   if (rc != 0) return rc;
   if (c.flags.json) PrintJson(j);
   else std::printf("wrote %s: dequantized, %llu bytes in %.2f s\n", j["out"].get<std::string>().c_str(),
@@ -268,6 +300,7 @@ void SetupQuantize(CLI::App& app, Action* run) {
   cmd->add_flag("--dry-run", c->dry_run, "List what would be quantized and kept, without writing");
   cmd->add_flag("--force", c->force, "Replace an existing output directory");
   c->flags.Add(cmd);
+  c->card.Add(cmd);
   cmd->footer(
       "Formats (bits per weight incl. scales):\n"
       "  affine  bits 2-6,8  group 32/64/128  scale+bias in the weight dtype   e.g. 4-bit g64: 4.5 bpw\n"
@@ -297,6 +330,7 @@ void SetupQuantize(CLI::App& app, Action* run) {
       ->check(CLI::Range(0u, kMaxThreads));
   dq->add_flag("--force", d->force, "Replace an existing output directory");
   d->flags.Add(dq);
+  d->card.Add(dq);
   dq->callback([run, d] { *run = [d] { return RunDequantize(*d); }; });
 }
 

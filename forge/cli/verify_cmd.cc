@@ -66,6 +66,8 @@ int Report(const std::vector<std::string>& mismatches, nlohmann::json j, const C
 }
 
 int RunVerify(const VerifyOptions& o) {
+  if (o.id.record && !o.identity)
+    return ReportError(Status::Error(ExitCode::kUsage, "--record records a --identity run: give --identity"), o.flags);
   if (!o.reference.empty()) {
     if (o.identity)
       return ReportError(Status::Error(ExitCode::kUsage, "give --identity or --reference, not both"), o.flags);
@@ -177,6 +179,9 @@ void SetupVerify(CLI::App& app, Action* run) {
   vc->add_option("--threads", v->id.threads, "With --identity or --reference: worker threads (default: all cores)")
       ->check(CLI::Range(0u, kMaxThreads));
   vc->add_flag("--ignore-eos", v->id.ignore_eos, "With --identity: do not stop at the end-of-sequence token");
+  vc->add_flag("--record", v->id.record,
+               "With --identity: record the result in MODEL/forge-verify.json (per depth) and in the verification "
+               "section of MODEL's forge model card (the only write into MODEL; no weight is touched)");
   v->flags.Add(vc);
   vc->callback([run, v] { *run = [v] { return RunVerify(*v); }; });
 }
