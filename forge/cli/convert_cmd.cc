@@ -155,7 +155,7 @@ int RunConvert(const ConvertCliOptions& c) {
   if (!max_size.ok()) return ReportError(max_size.status(), c.flags);
   auto opts = ToOptions(c);
   if (!opts.ok()) return ReportError(opts.status(), c.flags);
-  auto ckpt = Checkpoint::Open(c.src);
+  auto ckpt = OpenInput(c.src);
   if (!ckpt.ok()) return ReportError(ckpt.status(), c.flags);
   auto cp = graft::BuildConvertPlan(**ckpt, *opts);
   if (!cp.ok()) return ReportError(cp.status(), c.flags);
@@ -185,7 +185,7 @@ int RunConvert(const ConvertCliOptions& c) {
     facts->done.push_back(fmt::format("converted from {} to the `{}` layout; norms: {}", cp->source_format, facts->layout,
                                       inspect::DescribeNormGroups(cp->norms)));
     for (const auto& n : cp->notes) facts->done.push_back(n);
-    AddManifestAndCard(&w, facts, c.src);
+    AddManifestAndCard(&w, facts, (*ckpt)->dir());
   }
   auto report = WriteConverted(*cp, c.out, std::move(w));
   if (!report.ok()) return ReportError(report.status(), c.flags);

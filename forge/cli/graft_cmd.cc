@@ -40,9 +40,9 @@ nlohmann::json FitJson(const graft::FitReport& f) {
 }
 
 int RunGraft(const GraftCliOptions& c) {
-  auto src = Checkpoint::Open(c.src);
+  auto src = OpenInput(c.src);
   if (!src.ok()) return ReportError(src.status(), c.flags);
-  auto base = Checkpoint::Open(c.base);
+  auto base = OpenInput(c.base);
   if (!base.ok()) return ReportError(base.status(), c.flags);
   graft::GraftOptions o;
   if (c.sidecar && !c.layout.empty() && c.layout != "mtplx") {
@@ -122,7 +122,7 @@ int RunGraft(const GraftCliOptions& c) {
                                       g->fit.ok() ? "" : " only with --allow-lineage-mismatch", g->fit.lineage.verdict,
                                       g->fit.lineage.median_relative_l2, g->fit.lineage.sampled));
     for (const auto& n : g->notes) facts->done.push_back(n);
-    const std::string src_dir = c.src;
+    const std::string src_dir = (*src)->dir();
     w.replaced_files[verify::kCardName] = std::nullopt;  // SRC's card goes below forge's
     w.after_manifest = [facts, src_dir](const std::string& staged) { return card::WriteCard(*facts, staged, src_dir); };
   }
@@ -163,7 +163,7 @@ struct SurgeryCliOptions {
 };
 
 int RunSurgery(const SurgeryCliOptions& c, bool strip) {
-  auto src = Checkpoint::Open(c.src);
+  auto src = OpenInput(c.src);
   if (!src.ok()) return ReportError(src.status(), c.flags);
   auto s = strip ? graft::BuildStripPlan(**src) : graft::BuildFixConfigPlan(**src);
   if (!s.ok()) return ReportError(s.status(), c.flags);

@@ -13,6 +13,7 @@
 #include "forge/base/progress.h"
 #include "forge/base/thread_pool.h"
 #include "forge/card/verify_record.h"
+#include "forge/ckpt/hub_cache.h"
 #include "forge/cli/version.h"
 #include "verify/model/decoder.h"
 #include "verify/spec/identity.h"
@@ -104,8 +105,14 @@ int RunIdentity(const IdentityOptions& o, const CommonFlags& flags) {
   }
   const int given = !o.prompt_tokens.empty() + !o.prompts_file.empty() + !o.prompt_text.empty();
   if (given > 1) return ReportError(Usage("give one of --prompt-tokens, --prompts, --prompt"), flags);
-  auto ckpt = Checkpoint::Open(o.model);
+  auto ckpt = OpenInput(o.model);
   if (!ckpt.ok()) return ReportError(ckpt.status(), flags);
+  if (o.record && IsHubSnapshot((*ckpt)->dir())) {
+    return ReportError(Usage("--record writes into the checkpoint, and " + (*ckpt)->dir() +
+                             " is a Hugging Face cache snapshot (shared, replaced on the next download): verify a "
+                             "copy or forge's own output"),
+                       flags);
+  }
   auto weights = verify::model::LoadModelWeights(**ckpt);
   if (!weights.ok()) return ReportError(weights.status(), flags);
   if (!weights->has_mtp) {
@@ -116,7 +123,7 @@ int RunIdentity(const IdentityOptions& o, const CommonFlags& flags) {
         flags);
   }
   std::unique_ptr<verify::BpeTokenizer> tok;
-  const std::string tok_path = (std::filesystem::path(o.model) / "tokenizer.json").string();
+  const std::string tok_path = (std::filesystem::path((*ckpt)->dir()) / "tokenizer.json").string();
   if (std::filesystem::exists(tok_path)) {
     auto t = verify::BpeTokenizer::Load(tok_path);
     if (!t.ok()) return ReportError(t.status(), flags);
@@ -164,7 +171,7 @@ int RunIdentity(const IdentityOptions& o, const CommonFlags& flags) {
                                       "({})",
                                       i + 1, prompts[i].size(), o.max_tokens, need, limit,
                                       max_pos > 0 ? "max_position_embeddings of config.json" : "forge's bound"),
-                          (std::filesystem::path(o.model) / "config.json").string()),
+                          (std::filesystem::path((*ckpt)->dir()) / "config.json").string()),
           flags);
     }
   }
@@ -200,7 +207,7 @@ int RunIdentity(const IdentityOptions& o, const CommonFlags& flags) {
   nlohmann::json j = verify::spec::IdentityJson(outcome, tok.get());
   std::optional<card::RecordResult> recorded;
   if (o.record) {
-    auto r = card::RecordIdentity(o.model, j, VersionString());
+    auto r = card::RecordIdentity((*ckpt)->dir(), j, VersionString());
     if (!r.ok()) return ReportError(r.status(), flags);
     recorded = *r;
   }

@@ -18,7 +18,7 @@ struct InspectOptions {
 };
 
 int RunInspectConfig(const InspectOptions& o) {
-  auto ckpt = Checkpoint::Open(o.dir);
+  auto ckpt = OpenInput(o.dir);
   if (!ckpt.ok()) return ReportError(ckpt.status(), o.flags);
   inspect::Report report = inspect::InspectCheckpoint(**ckpt);
   if (o.flags.json) PrintJson(inspect::ReportToJson(report));
@@ -27,7 +27,7 @@ int RunInspectConfig(const InspectOptions& o) {
 }
 
 int RunInspectTensors(const InspectOptions& o) {
-  auto ckpt = Checkpoint::Open(o.dir);
+  auto ckpt = OpenInput(o.dir);
   if (!ckpt.ok()) return ReportError(ckpt.status(), o.flags);
   auto rows = inspect::BuildTensorTable(**ckpt);
   if (o.flags.json) PrintJson({{"path", o.dir}, {"tensors", inspect::TensorTableToJson(rows)}, {"exit_code", 0}});

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "forge/ckpt/hub_cache.h"
+
 namespace forge::cli {
 
 void CommonFlags::Add(CLI::App* cmd) {
@@ -35,6 +37,11 @@ plan::WriteOptions OutputOptions(const Checkpoint& src, const CommonFlags& flags
   w.force = force;
   w.progress = flags.show_progress();
   return w;
+}
+
+Result<std::unique_ptr<Checkpoint>> OpenInput(const std::string& arg) {
+  FORGE_ASSIGN_OR_RETURN(ResolvedInput in, ResolveInput(arg));
+  return Checkpoint::Open(in.path);
 }
 
 // Bytes that are not UTF-8 (a name quoted from hostile input) are replaced, never a throw mid-report.

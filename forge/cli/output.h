@@ -31,4 +31,8 @@ plan::WriteOptions OutputOptions(const Checkpoint& src, const CommonFlags& flags
                                  uint64_t max_shard_size);
 void PrintJson(const nlohmann::json& j);
 
+// Opens a command's input: a directory or .safetensors file, or a Hugging Face repo id (ORG/NAME[@REV])
+// resolved offline in the local hub cache (forge/ckpt/hub_cache.h).
+Result<std::unique_ptr<Checkpoint>> OpenInput(const std::string& arg);
+
 }  // namespace forge::cli

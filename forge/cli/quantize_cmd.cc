@@ -157,7 +157,7 @@ int WriteRecipe(const graft::QuantizeRecipe& r, const Checkpoint& ckpt, const st
 int RunQuantize(const QuantizeCliOptions& c) {
   auto opts = ToOptions(c);
   if (!opts.ok()) return ReportError(opts.status(), c.flags);
-  auto ckpt = Checkpoint::Open(c.src);
+  auto ckpt = OpenInput(c.src);
   if (!ckpt.ok()) return ReportError(ckpt.status(), c.flags);
   auto r = graft::BuildQuantizeRecipe(**ckpt, *opts);
   if (!r.ok()) return ReportError(r.status(), c.flags);
@@ -252,7 +252,7 @@ struct DequantizeCliOptions {
 };
 
 int RunDequantize(const DequantizeCliOptions& c) {
-  auto ckpt = Checkpoint::Open(c.src);
+  auto ckpt = OpenInput(c.src);
   if (!ckpt.ok()) return ReportError(ckpt.status(), c.flags);
   auto r = graft::BuildDequantizeRecipe(**ckpt, ParseFloatDType(c.dtype), c.allow_overflow);
   if (!r.ok()) return ReportError(r.status(), c.flags);

@@ -15,7 +15,7 @@ int RunReferenceCheck(const ReferenceCheckOptions& o, const CommonFlags& flags) 
   if (!(o.tolerance > 0) || !(o.tie_gap >= 0)) {
     return ReportError(Status::Error(ExitCode::kUsage, "--tolerance must be > 0 and --tie-gap >= 0"), flags);
   }
-  auto ckpt = Checkpoint::Open(o.model);
+  auto ckpt = OpenInput(o.model);
   if (!ckpt.ok()) return ReportError(ckpt.status(), flags);
   auto weights = verify::model::LoadModelWeights(**ckpt);
   if (!weights.ok()) return ReportError(weights.status(), flags);

@@ -25,7 +25,7 @@ struct ReshardOptions {
 int RunReshard(const ReshardOptions& o) {
   auto max_size = plan::ParseByteSize(o.max_shard_size);
   if (!max_size.ok()) return ReportError(max_size.status(), o.flags);
-  auto ckpt = Checkpoint::Open(o.src);
+  auto ckpt = OpenInput(o.src);
   if (!ckpt.ok()) return ReportError(ckpt.status(), o.flags);
   const Checkpoint& c = **ckpt;
   auto p = plan::IdentityPlan(c);

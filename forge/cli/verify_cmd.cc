@@ -114,9 +114,9 @@ int RunVerify(const VerifyOptions& o) {
                                   : ""));
   }
   if (!o.trunk_of.empty()) {
-    auto src = Checkpoint::Open(o.trunk_of);
+    auto src = OpenInput(o.trunk_of);
     if (!src.ok()) return ReportError(src.status(), o.flags);
-    auto out = Checkpoint::Open(o.dir);
+    auto out = OpenInput(o.dir);
     if (!out.ok()) return ReportError(out.status(), o.flags);
     verify::TrunkCheck t = verify::CheckTrunk(**src, **out);
     return Report(t.mismatches,
