@@ -1,11 +1,11 @@
 #include "forge/card/model_card.h"
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <map>
 #include <regex>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "forge/base/fs_util.h"
 #include "forge/ckpt/tensor_names.h"
@@ -32,18 +32,22 @@ std::string Trim(const std::string& s) {
 
 std::string Unquote(std::string s) {
   s = Trim(s);
-  if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front()) s = s.substr(1, s.size() - 2);
+  if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front())
+    s = s.substr(1, s.size() - 2);
   return s;
 }
 
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);
-  for (std::string l; std::getline(in, l);) out.push_back(l.empty() || l.back() != '\r' ? l : l.substr(0, l.size() - 1));
+  for (std::string l; std::getline(in, l);)
+    out.push_back(l.empty() || l.back() != '\r' ? l : l.substr(0, l.size() - 1));
   return out;
 }
 
-const json& TextConfig(const json& c) { return c.contains("text_config") && c["text_config"].is_object() ? c["text_config"] : c; }
+const json& TextConfig(const json& c) {
+  return c.contains("text_config") && c["text_config"].is_object() ? c["text_config"] : c;
+}
 
 std::string Bytes(uint64_t n) {
   if (n >= (1ull << 30)) return fmt::format("{:.2f} GiB", static_cast<double>(n) / (1ull << 30));
@@ -59,18 +63,23 @@ std::string SpecText(const json& q) {
 // The quantization block: its top level and the per-module entries grouped by parameters.
 std::string QuantizationSection(const json& config) {
   std::string s = "## Quantization\n\n";
-  const json* q = config.contains("quantization") && config["quantization"].is_object() ? &config["quantization"] : nullptr;
+  const json* q = config.contains("quantization") && config["quantization"].is_object()
+                      ? &config["quantization"]
+                      : nullptr;
   if (!q) return s + "None: every weight is stored as a float.\n\n";
   s += fmt::format("Top level: {} (`quantization` in config.json).\n\n", SpecText(*q));
   std::map<std::string, std::vector<std::string>> by_spec;
   size_t overrides = 0;
   for (auto it = q->begin(); it != q->end(); ++it) {
     if (!it->is_object() && !it->is_boolean()) continue;
-    by_spec[it->is_boolean() ? (it->get<bool>() ? "quantized like the top level" : "kept float") : SpecText(*it)].push_back(it.key());
+    by_spec[it->is_boolean() ? (it->get<bool>() ? "quantized like the top level" : "kept float")
+                             : SpecText(*it)]
+        .push_back(it.key());
     ++overrides;
   }
   if (!overrides) return s + "No per-module overrides.\n\n";
-  s += fmt::format("Per-module overrides: {}.\n\n| parameters | modules | count |\n|---|---|---|\n", overrides);
+  s += fmt::format("Per-module overrides: {}.\n\n| parameters | modules | count |\n|---|---|---|\n",
+                   overrides);
   for (const auto& [spec, modules] : by_spec) {
     std::string names;
     for (size_t i = 0; i < modules.size() && i < 6; ++i) names += (i ? ", " : "") + ("`" + modules[i] + "`");
@@ -93,7 +102,8 @@ std::string RepoIdOf(const Checkpoint& c) {
   std::vector<std::string> parts;
   for (const auto& p : fs::absolute(c.dir()).lexically_normal()) parts.push_back(p.string());
   while (!parts.empty() && parts.back().empty()) parts.pop_back();
-  if (parts.size() >= 3 && parts[parts.size() - 2] == "snapshots" && parts[parts.size() - 3].rfind("models--", 0) == 0) {
+  if (parts.size() >= 3 && parts[parts.size() - 2] == "snapshots" &&
+      parts[parts.size() - 3].rfind("models--", 0) == 0) {
     std::string name = parts[parts.size() - 3].substr(8);
     const size_t sep = name.find("--");
     if (sep != std::string::npos) {
@@ -103,7 +113,9 @@ std::string RepoIdOf(const Checkpoint& c) {
   }
   if (c.config() && c.config()->raw.is_object()) {
     const json& raw = c.config()->raw;
-    const std::string n = raw.contains("_name_or_path") && raw["_name_or_path"].is_string() ? raw["_name_or_path"].get<std::string>() : "";
+    const std::string n = raw.contains("_name_or_path") && raw["_name_or_path"].is_string()
+                              ? raw["_name_or_path"].get<std::string>()
+                              : "";
     if (LooksLikeRepoId(n)) return n;
   }
   return "";
@@ -160,16 +172,22 @@ std::vector<std::string> SourceCard::List(const std::string& key) const {
 
 std::string RenderVerification(const json& record, const std::string& dir_name) {
   std::string s = std::string(kVerificationBegin) + "\n## Verification\n\n";
-  const json* runs = record.is_object() && record.contains("identity") && record["identity"].is_object() ? &record["identity"] : nullptr;
+  const json* runs = record.is_object() && record.contains("identity") && record["identity"].is_object()
+                         ? &record["identity"]
+                         : nullptr;
   if (!runs || runs->empty()) {
-    return s + fmt::format("Not verified by forge yet: `forge verify --identity --model {} --record` replays greedy decoding "
-                           "with and without the MTP head on forge's CPU reference decoder and records the result "
-                           "here (and in forge-verify.json).\n{}\n",
-                           dir_name, kVerificationEnd);
+    return s + fmt::format(
+                   "Not verified by forge yet: `forge verify --identity --model {} --record` replays greedy "
+                   "decoding "
+                   "with and without the MTP head on forge's CPU reference decoder and records the result "
+                   "here (and in forge-verify.json).\n{}\n",
+                   dir_name, kVerificationEnd);
   }
-  s += "`forge verify --identity --record` on forge's CPU reference decoder: greedy decoding with MTP speculative "
+  s += "`forge verify --identity --record` on forge's CPU reference decoder: greedy decoding with MTP "
+       "speculative "
        "decoding against plain greedy decoding, the same prompts (forge-verify.json holds every number).\n\n"
-       "| depth | output identical | acceptance | mean accepted length | acceptance per draft position | prompts | "
+       "| depth | output identical | acceptance | mean accepted length | acceptance per draft position | "
+       "prompts | "
        "new tokens per prompt | MTP hidden |\n|---|---|---|---|---|---|---|---|\n";
   for (auto it = runs->begin(); it != runs->end(); ++it) {
     const json& r = *it;
@@ -191,8 +209,8 @@ std::string RenderVerification(const json& record, const std::string& dir_name) 
     s += fmt::format("{}. {} tokens{}\n", ++i, p.value("tokens", 0),
                      text.empty() ? "" : ": `" + Cell(std::regex_replace(text, std::regex("`"), "'")) + "`");
   }
-  s += fmt::format("\nRecorded by forge {} against forge-manifest.json sha1 `{}`.\n", last.value("forge_version", ""),
-                   last.value("manifest_sha1", ""));
+  s += fmt::format("\nRecorded by forge {} against forge-manifest.json sha1 `{}`.\n",
+                   last.value("forge_version", ""), last.value("manifest_sha1", ""));
   return s + kVerificationEnd + "\n";
 }
 
@@ -236,7 +254,8 @@ Result<std::string> RenderCard(const CardFacts& f, const std::string& dir, const
   }
   const bool src_known = !f.lineage.empty() && !f.lineage.front().repo_id.empty();
   if (!src_known) {
-    for (const auto& b : src.List("base_model")) base_models.insert(base_models.begin(), b);  // SRC's own lineage
+    for (const auto& b : src.List("base_model"))
+      base_models.insert(base_models.begin(), b);  // SRC's own lineage
   }
   std::string s = "---\n";
   if (!base_models.empty()) {
@@ -254,7 +273,8 @@ Result<std::string> RenderCard(const CardFacts& f, const std::string& dir, const
   if (quantized) tags.push_back("quantized");
   if (layout == "mtplx") tags.push_back("mtplx");
   tags.push_back("forge");
-  for (const json* c : {&config, &TextConfig(config)}) {  // the top-level model type (qwen3_5), else the text one
+  for (const json* c :
+       {&config, &TextConfig(config)}) {  // the top-level model type (qwen3_5), else the text one
     if (c->contains("model_type") && (*c)["model_type"].is_string()) {
       tags.push_back((*c)["model_type"].get<std::string>());
       break;
@@ -266,18 +286,21 @@ Result<std::string> RenderCard(const CardFacts& f, const std::string& dir, const
   // Body.
   const std::string out_name = fs::path(f.out_dir).lexically_normal().filename().string();
   s += fmt::format("# {}\n\n", out_name.empty() ? "forge " + f.command + " output" : out_name);
-  s += fmt::format("{} checkpoint in the `{}` layout (docs/LAYOUTS.md of forge), {}, written by `forge {}` {}.\n\n",
-                   mlx ? "MLX" : "Hugging Face safetensors", layout,
-                   head_tensors ? fmt::format("with its MTP head ({} layer{})", mtp_layers, mtp_layers == 1 ? "" : "s")
-                                : "without an MTP head",
-                   f.command, f.forge_version);
+  s += fmt::format(
+      "{} checkpoint in the `{}` layout (docs/LAYOUTS.md of forge), {}, written by `forge {}` {}.\n\n",
+      mlx ? "MLX" : "Hugging Face safetensors", layout,
+      head_tensors ? fmt::format("with its MTP head ({} layer{})", mtp_layers, mtp_layers == 1 ? "" : "s")
+                   : "without an MTP head",
+      f.command, f.forge_version);
 
   s += "## Lineage\n\n| role | model | directory given |\n|---|---|---|\n";
   for (const auto& l : f.lineage) {
-    s += fmt::format("| {} | {} | `{}` |\n", l.role, l.repo_id.empty() ? "not a known Hugging Face repo" : "`" + l.repo_id + "`",
-                     Cell(l.dir));
+    s +=
+        fmt::format("| {} | {} | `{}` |\n", l.role,
+                    l.repo_id.empty() ? "not a known Hugging Face repo" : "`" + l.repo_id + "`", Cell(l.dir));
   }
-  if (!src_known && !src.List("base_model").empty()) s += "\nThe source's own card names its base model(s), listed above as `base_model`.\n";
+  if (!src_known && !src.List("base_model").empty())
+    s += "\nThe source's own card names its base model(s), listed above as `base_model`.\n";
 
   s += "\n## What was done\n\n```\n" + f.command_line + "\n```\n\n";
   for (const auto& d : f.done) s += "- " + d + "\n";
@@ -287,12 +310,13 @@ Result<std::string> RenderCard(const CardFacts& f, const std::string& dir, const
   if (!head_tensors) {
     s += "None in this checkpoint: runtimes cannot draft with MTP (`forge graft` transplants one).\n\n";
   } else {
-    s += fmt::format("{} tensors, {} ({} MTP layer{}); policy: {}; layout `{}`{}.\n\n", head_tensors, Bytes(head_bytes),
-                     mtp_layers, mtp_layers == 1 ? "" : "s", f.head_policy.empty() ? "carried as it was" : f.head_policy,
-                     layout,
-                     layout == "mtplx" ? " (the head in `mtp.safetensors`, norms zero-centred, declared "
-                                           "`mtplx_mtp_norm_encoding: \"delta\"`; `mtplx_runtime.json` beside it)"
-                                         : "");
+    s += fmt::format("{} tensors, {} ({} MTP layer{}); policy: {}; layout `{}`{}.\n\n", head_tensors,
+                     Bytes(head_bytes), mtp_layers, mtp_layers == 1 ? "" : "s",
+                     f.head_policy.empty() ? "carried as it was" : f.head_policy, layout,
+                     layout == "mtplx"
+                         ? " (the head in `mtp.safetensors`, norms zero-centred, declared "
+                           "`mtplx_mtp_norm_encoding: \"delta\"`; `mtplx_runtime.json` beside it)"
+                         : "");
   }
 
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - f.started).count();
@@ -305,11 +329,14 @@ Result<std::string> RenderCard(const CardFacts& f, const std::string& dir, const
       weight_bytes += it->value("bytes", uint64_t{0});
     }
   }
-  s += "## Build stats\n\n| tensors | tensor bytes | weight files | weight file bytes | seconds | threads |\n|---|---|---|---|---|---|\n";
-  s += fmt::format("| {} | {} | {} | {} | {:.1f} | {} |\n\n", out->tensors().size(), tensor_bytes, out->shards().size(),
-                   weight_bytes, seconds, f.threads ? std::to_string(f.threads) : "all cores");
+  s += "## Build stats\n\n| tensors | tensor bytes | weight files | weight file bytes | seconds | threads "
+       "|\n|---|---|---|---|---|---|\n";
+  s += fmt::format("| {} | {} | {} | {} | {:.1f} | {} |\n\n", out->tensors().size(), tensor_bytes,
+                   out->shards().size(), weight_bytes, seconds,
+                   f.threads ? std::to_string(f.threads) : "all cores");
 
-  s += "## Weights\n\nsha1 of each weight file, from `forge-manifest.json` (`forge verify --manifest DIR` re-checks them "
+  s += "## Weights\n\nsha1 of each weight file, from `forge-manifest.json` (`forge verify --manifest DIR` "
+       "re-checks them "
        "and every tensor):\n\n| file | bytes | sha1 |\n|---|---|---|\n";
   for (const auto& [file, e] : weights) {
     s += fmt::format("| `{}` | {} | {} |\n", file, e.value("bytes", uint64_t{0}),
@@ -318,12 +345,14 @@ Result<std::string> RenderCard(const CardFacts& f, const std::string& dir, const
   }
   s += "\n" + RenderVerification(verify_record, f.out_dir);
   if (!Trim(src.body).empty()) {
-    // A forge card below keeps its text; its markers go, so `--record` only ever rewrites this card's section.
+    // A forge card below keeps its text; its markers go, so `--record` only ever rewrites this card's
+    // section.
     std::string body;
     for (const auto& l : Lines(src.body)) {
       if (Trim(l) != kVerificationBegin && Trim(l) != kVerificationEnd) body += l + "\n";
     }
-    s += "\n---\n\n## Card of the source model\n\nThe source's README.md as it was (its front matter left out: its "
+    s += "\n---\n\n## Card of the source model\n\nThe source's README.md as it was (its front matter left "
+         "out: its "
          "license and base_model are carried into the front matter above):\n\n" +
          body;
   }

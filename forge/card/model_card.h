@@ -7,10 +7,9 @@
 #pragma once
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "forge/base/status.h"
 #include "forge/ckpt/checkpoint.h"
@@ -46,7 +45,7 @@ std::string RepoIdOf(const Checkpoint& c);
 // SRC's README.md split into its YAML front matter (without the --- lines) and its body.
 struct SourceCard {
   std::string front_matter, body;
-  std::string Scalar(const std::string& key) const;            // `key: value` at the top level, unquoted
+  std::string Scalar(const std::string& key) const;             // `key: value` at the top level, unquoted
   std::vector<std::string> List(const std::string& key) const;  // `key: [a, b]`, `key:\n- a`, or a scalar
 };
 SourceCard ParseSourceCard(const std::string& text);

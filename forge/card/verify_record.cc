@@ -23,7 +23,8 @@ Result<json> ReadVerifyRecord(const std::string& dir) {
   return j;
 }
 
-Result<RecordResult> RecordIdentity(const std::string& dir, const json& identity, const std::string& forge_version) {
+Result<RecordResult> RecordIdentity(const std::string& dir, const json& identity,
+                                    const std::string& forge_version) {
   RecordResult r;
   r.record_path = (fs::path(dir) / verify::kVerifyRecordName).string();
   FORGE_ASSIGN_OR_RETURN(json record, ReadVerifyRecord(dir));

@@ -4,9 +4,8 @@
 // markers); a README.md that is not a forge card is left alone.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "forge/base/status.h"
 
@@ -18,7 +17,8 @@ struct RecordResult {
 };
 
 // `identity`: verify --identity's JSON (verify::spec::IdentityJson). Written atomically.
-Result<RecordResult> RecordIdentity(const std::string& dir, const nlohmann::json& identity, const std::string& forge_version);
+Result<RecordResult> RecordIdentity(const std::string& dir, const nlohmann::json& identity,
+                                    const std::string& forge_version);
 
 // forge-verify.json's content, null when DIR has none.
 Result<nlohmann::json> ReadVerifyRecord(const std::string& dir);

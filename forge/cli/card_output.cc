@@ -17,9 +17,10 @@ std::string& CommandLineStorage() {
 }  // namespace
 
 void CardFlag::Add(CLI::App* cmd) {
-  cmd->add_flag("--no-card", no_card,
-                "Write no model card (README.md) and, for convert/quantize, no forge-manifest.json; SRC's README.md "
-                "is carried as it is");
+  cmd->add_flag(
+      "--no-card", no_card,
+      "Write no model card (README.md) and, for convert/quantize, no forge-manifest.json; SRC's README.md "
+      "is carried as it is");
 }
 
 void SetCommandLine(int argc, char** argv) {
@@ -57,14 +58,16 @@ std::string DescribeMtpPolicy(const std::string& policy, bool quantized) {
   return "`" + policy + "`: every head linear at these parameters";
 }
 
-void AddManifestAndCard(plan::WriteOptions* w, std::shared_ptr<const card::CardFacts> facts, const std::string& src_dir) {
+void AddManifestAndCard(plan::WriteOptions* w, std::shared_ptr<const card::CardFacts> facts,
+                        const std::string& src_dir) {
   std::erase_if(w->copy_files, [](const auto& f) { return f.second == verify::kCardName; });
   auto before = std::move(w->before_commit);
   const unsigned threads = w->threads;
   w->before_commit = [before, facts, src_dir, threads](const std::string& staged) -> Status {
     if (before) FORGE_RETURN_IF_ERROR(before(staged));
     FORGE_ASSIGN_OR_RETURN(nlohmann::json manifest, verify::BuildManifest(staged, {}, {}, threads));
-    FORGE_RETURN_IF_ERROR(WriteTextFile((fs::path(staged) / verify::kManifestName).string(), manifest.dump(2) + "\n"));
+    FORGE_RETURN_IF_ERROR(
+        WriteTextFile((fs::path(staged) / verify::kManifestName).string(), manifest.dump(2) + "\n"));
     return card::WriteCard(*facts, staged, src_dir);
   };
 }

@@ -3,10 +3,9 @@
 // `--no-card` to leave both out (SRC's own README.md is then carried as it is).
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "forge/card/model_card.h"
 #include "forge/ckpt/checkpoint.h"
@@ -32,6 +31,7 @@ std::string DescribeMtpPolicy(const std::string& policy, bool quantized);
 
 // After `w`'s own before_commit: the manifest (hashed on `w->threads`) and the card; SRC's README.md is not
 // copied (the card keeps it below). `facts` may still change until the commit (a measured number).
-void AddManifestAndCard(plan::WriteOptions* w, std::shared_ptr<const card::CardFacts> facts, const std::string& src_dir);
+void AddManifestAndCard(plan::WriteOptions* w, std::shared_ptr<const card::CardFacts> facts,
+                        const std::string& src_dir);
 
 }  // namespace forge::cli

@@ -10,6 +10,7 @@
 #include "forge/base/status.h"
 #include "forge/cli/card_output.h"
 #include "forge/cli/commands.h"
+#include "forge/cli/docs_gen.h"
 #include "forge/cli/output.h"
 #include "forge/cli/version.h"
 
@@ -44,6 +45,17 @@ int main(int argc, char** argv) {
   forge::cli::SetupGraft(app, &run);
   forge::cli::SetupVerify(app, &run);
   forge::cli::SetupReshard(app, &run);
+  // Build-time generators (cmake/install.cmake), hidden from --help.
+  if (argc >= 2 && std::string(argv[1]) == "--print-man") {
+    std::fputs(forge::cli::ManPage(app, forge::cli::VersionString()).c_str(), stdout);
+    return 0;
+  }
+  if (argc == 3 && std::string(argv[1]) == "--print-completion") {
+    const std::string shell = argv[2];
+    if (shell != "bash" && shell != "zsh") return static_cast<int>(forge::ExitCode::kUsage);
+    std::fputs((shell == "bash" ? forge::cli::BashCompletion(app) : forge::cli::ZshCompletion(app)).c_str(), stdout);
+    return 0;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,4 +1,5 @@
 // The forge binary end to end: exit codes, --json, one-line errors, reshard through the writer.
+#include <cstdio>
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -8,6 +9,22 @@
 namespace forge {
 namespace {
 using namespace testing;
+
+// `forge --version`: the project version and the git revision of the sources it was built from, as git
+// itself names the checkout's HEAD ("-dirty" when built with uncommitted changes).
+TEST(Cli, VersionNamesTheGitRevision) {
+  auto r = RunForge("--version");
+  ASSERT_EQ(r.exit_code, 0);
+  const std::string src = std::filesystem::path(FixturePath("x")).parent_path().parent_path().string();
+  FILE* p = ::popen(("git -C '" + src + "' rev-parse --short=12 HEAD 2>/dev/null").c_str(), "r");
+  char buf[64] = {};
+  const size_t n = std::fread(buf, 1, sizeof(buf) - 1, p);
+  const bool git = ::pclose(p) == 0 && n >= 12;
+  if (!git) GTEST_SKIP() << "not built from a git checkout";
+  const std::string head(buf, 12);
+  EXPECT_EQ(r.out.rfind("forge 0.", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("(git " + head), std::string::npos) << r.out << " vs HEAD " << head;
+}
 
 TEST(Cli, InspectConfigJsonOnEveryStatus) {
   struct Case { const char* fixture; const char* status; int code; };

@@ -31,8 +31,10 @@ class Env {
   }
   ~Env() {
     for (const auto& [name, value] : saved_) {
-      if (value) ::setenv(name.c_str(), value->c_str(), 1);
-      else ::unsetenv(name.c_str());
+      if (value)
+        ::setenv(name.c_str(), value->c_str(), 1);
+      else
+        ::unsetenv(name.c_str());
     }
   }
 
@@ -47,8 +49,8 @@ class Env {
 
 // Adds `fixture` to the cache `root` as repo `org/name` at `commit`, each file a blob behind a relative
 // link; `ref` (a branch or tag) points at it when given.
-std::string AddSnapshot(const std::string& root, const std::string& org, const std::string& name, const char* fixture,
-                        const std::string& commit, const std::string& ref) {
+std::string AddSnapshot(const std::string& root, const std::string& org, const std::string& name,
+                        const char* fixture, const std::string& commit, const std::string& ref) {
   const fs::path repo = fs::path(root) / ("models--" + org + "--" + name);
   const fs::path snap = repo / "snapshots" / commit;
   fs::create_directories(snap);
@@ -96,9 +98,12 @@ TEST(HubCache, RepoIdsResolveInTheCacheByBranchTagCommitAndPrefix) {
   AddSnapshot(cache, "Example-Org", "FineTune", "dense-vlm-finetune-nomtp", kCommitA, "main");
   auto g = RunForge("graft -q --src Example-Org/FineTune --mtp-from Example-Org/Tiny --out " + t.Sub("g"));
   ASSERT_EQ(g.exit_code, 0) << g.err;
-  EXPECT_EQ(RunForge("verify --trunk-of " + FixturePath("dense-vlm-finetune-nomtp") + " " + t.Sub("g")).exit_code, 0);
+  EXPECT_EQ(
+      RunForge("verify --trunk-of " + FixturePath("dense-vlm-finetune-nomtp") + " " + t.Sub("g")).exit_code,
+      0);
   const std::string card = ReadFile(t.Sub("g/README.md"));
-  EXPECT_NE(card.find("base_model:\n- \"Example-Org/FineTune\"\n- \"Example-Org/Tiny\"\n"), std::string::npos) << card;
+  EXPECT_NE(card.find("base_model:\n- \"Example-Org/FineTune\"\n- \"Example-Org/Tiny\"\n"), std::string::npos)
+      << card;
 
   // A path always wins over a repo id of the same spelling: a local Example-Org/Tiny (MoE) is opened, not
   // the cache's main (dense).
@@ -136,7 +141,8 @@ TEST(HubCache, MissingRepoOrRevisionSaysHowToDownload) {
   AddSnapshot(t.Sub("cache"), "Org", "M", "dense-vlm-hf", kCommitA, "main");
   auto missing = RunForge("graft --src Qwen/Qwen3.5-4B --mtp-from Org/M --out " + t.Sub("o"));
   EXPECT_EQ(missing.exit_code, 1);
-  EXPECT_NE(missing.err.find("Qwen/Qwen3.5-4B is not in the local Hugging Face cache"), std::string::npos) << missing.err;
+  EXPECT_NE(missing.err.find("Qwen/Qwen3.5-4B is not in the local Hugging Face cache"), std::string::npos)
+      << missing.err;
   EXPECT_NE(missing.err.find("hf download Qwen/Qwen3.5-4B"), std::string::npos) << missing.err;
   EXPECT_NE(missing.err.find(t.Sub("cache")), std::string::npos) << "says where it looked: " << missing.err;
   EXPECT_EQ(std::count(missing.err.begin(), missing.err.end(), '\n'), 1) << "one line";
@@ -165,7 +171,8 @@ TEST(HubCache, LinksLeavingTheRepoFolderAreRefused) {
   EXPECT_FALSE(fs::exists(t.Sub("o")));
   // verify --record never writes into the shared cache.
   fs::remove(snap + "/model.safetensors");
-  fs::create_symlink("../../blobs/" + kCommitA.substr(0, 8) + "-model.safetensors", snap + "/model.safetensors");
+  fs::create_symlink("../../blobs/" + kCommitA.substr(0, 8) + "-model.safetensors",
+                     snap + "/model.safetensors");
   auto rec = RunForge("verify --identity --record --max-tokens 2 --model Org/M");
   EXPECT_EQ(rec.exit_code, 64) << rec.err;
   EXPECT_FALSE(fs::exists(snap + "/forge-verify.json"));

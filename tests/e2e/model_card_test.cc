@@ -2,6 +2,7 @@
 // independently: the front matter's lineage from the repo ids the test gave the sources, the weight files'
 // sha1 from coreutils' sha1sum, quantization overrides counted from the output's config.json, verify's own
 // JSON for the recorded acceptance; SRC's card kept below; `--no-card`; `--record` and the manifest.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -10,8 +11,6 @@
 #include <map>
 #include <regex>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "tests/st/test_files.h"
 
@@ -54,7 +53,9 @@ std::string Sha1sum(const std::string& path) {
   return std::string(buf, 40);
 }
 
-bool Has(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+bool Has(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
 
 void Forge(const std::string& args) {
   auto r = RunForge(args);
@@ -68,9 +69,11 @@ void ExpectWeightHashes(const std::string& dir, const std::string& card) {
     const std::string f = e.path().filename().string();
     if (f.size() < 12 || f.substr(f.size() - 12) != ".safetensors") continue;
     ++files;
-    EXPECT_NE(card.find(fmt::format("| `{}` | {} | `{}` |", f, fs::file_size(e.path()), Sha1sum(e.path().string()))),
+    EXPECT_NE(card.find(fmt::format("| `{}` | {} | `{}` |", f, fs::file_size(e.path()),
+                                    Sha1sum(e.path().string()))),
               std::string::npos)
-        << f << " in\n" << card;
+        << f << " in\n"
+        << card;
   }
   EXPECT_GT(files, 0);
 }
@@ -84,7 +87,8 @@ Inputs NamedSources(const TempDir& t) {
   Inputs s{t.Sub("finetune"), t.Sub("donor")};
   CopyTree(FixturePath("trained-vlm-finetune-nomtp"), s.src);
   CopyTree(FixturePath("trained-vlm-hf"), s.base);
-  for (auto [dir, id] : {std::pair{s.src, "Example-Org/Trained-FineTune"}, std::pair{s.base, "Qwen/Qwen3.5-Tiny-Base"}}) {
+  for (auto [dir, id] :
+       {std::pair{s.src, "Example-Org/Trained-FineTune"}, std::pair{s.base, "Qwen/Qwen3.5-Tiny-Base"}}) {
     nlohmann::json c = ReadJson(dir + "/config.json");
     c["_name_or_path"] = id;
     WriteJson(dir + "/config.json", c);
@@ -102,7 +106,8 @@ TEST(ModelCard, GraftCardStatesLineagePolicyStatsHashesAndKeepsTheSourceCard) {
   Forge("graft -q --src " + s.src + " --mtp-from " + s.base + " --out " + out);
   const std::string card = ReadFile(out + "/README.md");
   auto fm = FrontMatter(card);
-  EXPECT_EQ(fm["base_model"], (std::vector<std::string>{"Example-Org/Trained-FineTune", "Qwen/Qwen3.5-Tiny-Base"}));
+  EXPECT_EQ(fm["base_model"],
+            (std::vector<std::string>{"Example-Org/Trained-FineTune", "Qwen/Qwen3.5-Tiny-Base"}));
   EXPECT_EQ(fm["license"], std::vector<std::string>{"apache-2.0"});
   EXPECT_EQ(fm["library_name"], std::vector<std::string>{"transformers"}) << "an HF raw graft stays HF";
   EXPECT_FALSE(fm.count("base_model_relation"));
@@ -114,7 +119,8 @@ TEST(ModelCard, GraftCardStatesLineagePolicyStatsHashesAndKeepsTheSourceCard) {
   const size_t below = card.find("## Card of the source model");
   ASSERT_NE(below, std::string::npos);
   EXPECT_NE(card.find("The fine-tune's own words, kept below forge's card.", below), std::string::npos);
-  EXPECT_EQ(card.find("license: apache-2.0", below), std::string::npos) << "SRC's front matter is not repeated";
+  EXPECT_EQ(card.find("license: apache-2.0", below), std::string::npos)
+      << "SRC's front matter is not repeated";
   ExpectWeightHashes(out, card);
 }
 
@@ -140,7 +146,8 @@ TEST(ModelCard, ConvertAndQuantizeCardsStateTheirPassesAndQuantization) {
   card = ReadFile(q + "/README.md");
   fm = FrontMatter(card);
   EXPECT_TRUE(Has(fm["tags"], "quantized"));
-  EXPECT_EQ(fm["base_model"], std::vector<std::string>{"Qwen/Qwen3.5-Tiny-Base"}) << "the mlx copy names its lineage";
+  EXPECT_EQ(fm["base_model"], std::vector<std::string>{"Qwen/Qwen3.5-Tiny-Base"})
+      << "the mlx copy names its lineage";
   const nlohmann::json quant = ReadJson(q + "/config.json")["quantization"];
   int overrides = 0;
   for (const auto& v : quant) overrides += v.is_object() || v.is_boolean();
@@ -154,15 +161,17 @@ TEST(ModelCard, ConvertAndQuantizeCardsStateTheirPassesAndQuantization) {
   // The card of the card's source is kept below, and only the top card has live markers.
   EXPECT_NE(card.find("## Card of the source model"), std::string::npos);
   size_t markers = 0;
-  for (size_t at = 0; (at = card.find("<!-- forge:verification:begin -->", at)) != std::string::npos; ++at) ++markers;
+  for (size_t at = 0; (at = card.find("<!-- forge:verification:begin -->", at)) != std::string::npos; ++at)
+    ++markers;
   EXPECT_EQ(markers, 1u);
 
   // Measured with --json: the fidelity numbers the run printed are the card's.
   auto r = RunForge("quantize --json --mode affine --bits 4 --src " + mlx + " --out " + qj);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto fid = nlohmann::json::parse(r.out)["fidelity"];
-  EXPECT_NE(ReadFile(qj + "/README.md").find(fmt::format("cosine mean {:.5f}", fid["cosine_mean"].get<double>())),
-            std::string::npos);
+  EXPECT_NE(
+      ReadFile(qj + "/README.md").find(fmt::format("cosine mean {:.5f}", fid["cosine_mean"].get<double>())),
+      std::string::npos);
 }
 
 TEST(ModelCard, VerifyRecordFillsTheCardAndKeepsTheManifestValid) {
@@ -173,7 +182,8 @@ TEST(ModelCard, VerifyRecordFillsTheCardAndKeepsTheManifestValid) {
   const std::string before = ReadFile(out + "/README.md");
   std::map<int, nlohmann::json> measured;
   for (int depth : {1, 2}) {
-    auto r = RunForge(fmt::format("verify --identity --json --record --max-tokens 12 --depth {} --model {}", depth, out));
+    auto r = RunForge(
+        fmt::format("verify --identity --json --record --max-tokens 12 --depth {} --model {}", depth, out));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     measured[depth] = nlohmann::json::parse(r.out);
     EXPECT_EQ(measured[depth]["record"]["card_updated"], true);
@@ -182,10 +192,11 @@ TEST(ModelCard, VerifyRecordFillsTheCardAndKeepsTheManifestValid) {
   EXPECT_EQ(card.find("Not verified by forge yet"), std::string::npos);
   for (const auto& [depth, j] : measured) {
     std::string per;
-    for (const auto& p : j["per_position"]) per += (per.empty() ? "" : ", ") + fmt::format("{:.1f} %", 100.0 * p["rate"].get<double>());
+    for (const auto& p : j["per_position"])
+      per += (per.empty() ? "" : ", ") + fmt::format("{:.1f} %", 100.0 * p["rate"].get<double>());
     const std::string row = fmt::format("| {} | yes | {:.1f} % | {:.2f} | {} | {} | 12 | post-norm |", depth,
-                                        100.0 * j["acceptance"].get<double>(), j["mean_accepted_length"].get<double>(),
-                                        per, j["prompts"].size());
+                                        100.0 * j["acceptance"].get<double>(),
+                                        j["mean_accepted_length"].get<double>(), per, j["prompts"].size());
     EXPECT_NE(card.find(row), std::string::npos) << row << "\n" << card;
   }
   // Everything outside the verification section is unchanged.
@@ -218,7 +229,8 @@ TEST(ModelCard, NoCardCarriesTheSourceCardAndWritesNoManifest) {
   const Inputs s = NamedSources(t);
   Forge("convert -q --no-card --src " + s.src + " --out " + t.Sub("c"));
   Forge("graft -q --no-card --src " + s.src + " --mtp-from " + s.base + " --out " + t.Sub("g"));
-  for (const char* d : {"c", "g"}) EXPECT_EQ(ReadFile(t.Sub(d) + "/README.md"), ReadFile(s.src + "/README.md")) << d;
+  for (const char* d : {"c", "g"})
+    EXPECT_EQ(ReadFile(t.Sub(d) + "/README.md"), ReadFile(s.src + "/README.md")) << d;
   EXPECT_FALSE(fs::exists(t.Sub("c/forge-manifest.json")));
   EXPECT_TRUE(fs::exists(t.Sub("g/forge-manifest.json"))) << "graft's manifest is its proof, card or not";
   // A source's verify record describes its weights, not an output's.

@@ -1,0 +1,169 @@
+#include "forge/cli/docs_gen.h"
+
+#include <map>
+#include <sstream>
+#include <vector>
+
+namespace forge::cli {
+namespace {
+
+// One command of the tree: its path ("forge graft"), subcommands, options (long names first), the options
+// taking a value, and the choices of those that list them (CLI11's "TEXT:{a,b}").
+struct Node {
+  std::string path;
+  CLI::App* app;
+  std::vector<std::string> subs, options, valued;
+  std::map<std::string, std::string> choices;  // option -> "a b c"
+};
+
+void Walk(CLI::App* app, const std::string& path, std::vector<Node>* out) {
+  Node n{path, app, {}, {}, {}, {}};
+  for (CLI::Option* o : app->get_options()) {
+    if (!o->nonpositional()) continue;
+    std::vector<std::string> names;
+    for (const auto& l : o->get_lnames()) names.push_back("--" + l);
+    for (const auto& s : o->get_snames()) names.push_back("-" + s);
+    const bool takes_value = o->get_type_size() != 0;
+    const std::string type = o->get_type_name();
+    std::string choices;
+    if (auto a = type.find('{'), b = type.rfind('}');
+        a != std::string::npos && b != std::string::npos && b > a) {
+      std::string list = type.substr(a + 1, b - a - 1);
+      for (char& c : list) c = c == ',' ? ' ' : c;
+      choices = list;
+    }
+    for (const auto& name : names) {
+      n.options.push_back(name);
+      if (takes_value) n.valued.push_back(name);
+      if (!choices.empty()) n.choices[name] = choices;
+    }
+  }
+  std::vector<CLI::App*> subs = app->get_subcommands([](CLI::App*) { return true; });
+  for (CLI::App* s : subs) n.subs.push_back(s->get_name());
+  out->push_back(n);
+  for (CLI::App* s : subs) Walk(s, path + " " + s->get_name(), out);
+}
+
+std::vector<Node> Tree(CLI::App& app) {
+  std::vector<Node> nodes;
+  Walk(&app, "forge", &nodes);
+  return nodes;
+}
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : " ") + x;
+  return s;
+}
+
+// roff: a backslash is \e; a line starting with '.' or '\'' would be a request.
+std::string Roff(const std::string& text) {
+  std::istringstream in(text);
+  std::string out;
+  for (std::string line; std::getline(in, line);) {
+    std::string l;
+    for (char c : line) l += c == '\\' ? std::string("\\e") : std::string(1, c);
+    if (!l.empty() && (l[0] == '.' || l[0] == '\'')) l = "\\&" + l;
+    out += l + "\n";
+  }
+  return out;
+}
+
+// The associative arrays both shells' completions read (bash 4 and zsh share the syntax).
+std::string Tables(const std::vector<Node>& nodes) {
+  std::string s = "  subs=(\n";
+  for (const auto& n : nodes) s += "    [\"" + n.path + "\"]=\"" + Join(n.subs) + "\"\n";
+  s += "  )\n  opts=(\n";
+  for (const auto& n : nodes) s += "    [\"" + n.path + "\"]=\"" + Join(n.options) + "\"\n";
+  s += "  )\n  valued=(\n";
+  for (const auto& n : nodes) s += "    [\"" + n.path + "\"]=\"" + Join(n.valued) + "\"\n";
+  s += "  )\n  choices=(\n    [\"none\"]=\"\"\n";
+  for (const auto& n : nodes) {
+    for (const auto& [o, c] : n.choices) s += "    [\"" + n.path + " " + o + "\"]=\"" + c + "\"\n";
+  }
+  return s + "  )\n";
+}
+
+}  // namespace
+
+std::string ManPage(CLI::App& app, const std::string& version) {
+  const std::vector<Node> nodes = Tree(app);
+  std::string s = ".TH FORGE 1 \"\" \"forge " + version + "\" \"User Commands\"\n";
+  std::string what = app.get_description();
+  if (what.rfind("forge: ", 0) == 0) what = what.substr(7);
+  s += ".SH NAME\nforge \\- " + Roff(what);
+  s += ".SH SYNOPSIS\n.B forge\n\\fICOMMAND\\fR [\\fIOPTIONS\\fR]\n";
+  s += ".SH DESCRIPTION\nOffline surgery on Qwen3.5/3.6 multi-token-prediction checkpoints (Hugging Face "
+       "safetensors "
+       "and MLX layouts): inspect, convert, quantize, graft an MTP head, verify. Every checkpoint input may "
+       "be a "
+       "directory or a Hugging Face repo id (ORG/NAME[@REVISION]) resolved offline in the local hub cache.\n";
+  s += ".SH COMMANDS\n";
+  for (const auto& n : nodes) {
+    if (n.path == "forge") continue;
+    const std::string parent = n.path.substr(0, n.path.rfind(' '));
+    s += ".SS \"" + n.path + "\"\n.nf\n" + Roff(n.app->help(parent)) + ".fi\n";
+  }
+  s += ".SH EXIT STATUS\n.TP\n0\nsuccess\n.TP\n1\nunreadable or invalid input, I/O failure\n.TP\n2\nnothing "
+       "to do "
+       "(no MTP head)\n.TP\n3\nMTP config and tensors disagree, or graft refused (fit)\n.TP\n4\nstructural "
+       "problem "
+       "(mixed norms, shapes vs config, missing tensors)\n.TP\n5\nverification failed\n.TP\n64\nbad command "
+       "line\n"
+       ".TP\n75\nanother forge process is writing the same output\n";
+  s += ".SH ENVIRONMENT\n.TP\nHF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME, HOME\nwhere repo ids are looked up (in "
+       "this "
+       "order: $HF_HUB_CACHE, $HF_HOME/hub, $XDG_CACHE_HOME/huggingface/hub, ~/.cache/huggingface/hub)\n";
+  s += ".SH SEE ALSO\nREADME.md and docs/LAYOUTS.md of forge's sources.\n";
+  return s;
+}
+
+std::string BashCompletion(CLI::App& app) {
+  return "# bash completion for forge (generated by `forge --print-completion bash`; bash 4+)\n"
+         "_forge() {\n"
+         "  local -A subs opts valued choices\n" +
+         Tables(Tree(app)) +
+         "  local cur=\"${COMP_WORDS[COMP_CWORD]}\" prev=\"${COMP_WORDS[COMP_CWORD-1]}\" path=forge w s i\n"
+         "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
+         "    w=\"${COMP_WORDS[i]}\"\n"
+         "    for s in ${subs[$path]}; do [[ $w == \"$s\" ]] && { path=\"$path $w\"; break; }; done\n"
+         "  done\n"
+         "  if [[ -n \"${choices[$path $prev]}\" ]]; then\n"
+         "    COMPREPLY=($(compgen -W \"${choices[$path $prev]}\" -- \"$cur\")); return\n"
+         "  fi\n"
+         "  if [[ \" ${valued[$path]} \" == *\" $prev \"* ]]; then COMPREPLY=($(compgen -f -- \"$cur\")); "
+         "return; fi\n"
+         "  if [[ $cur == -* ]]; then\n"
+         "    COMPREPLY=($(compgen -W \"${opts[$path]}\" -- \"$cur\"))\n"
+         "  else\n"
+         "    COMPREPLY=($(compgen -W \"${subs[$path]}\" -- \"$cur\"))\n"
+         "    [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- \"$cur\"))\n"
+         "  fi\n"
+         "}\n"
+         "complete -o filenames -F _forge forge\n";
+}
+
+std::string ZshCompletion(CLI::App& app) {
+  return "#compdef forge\n# zsh completion for forge (generated by `forge --print-completion zsh`)\n"
+         "_forge() {\n"
+         "  local -A subs opts valued choices\n" +
+         Tables(Tree(app)) +
+         "  local prev=\"${words[CURRENT-1]}\" cur=\"${words[CURRENT]}\" path=forge w i\n"
+         "  for ((i = 2; i < CURRENT; i++)); do\n"
+         "    w=\"${words[i]}\"\n"
+         "    if (( ${${(s: :)subs[$path]}[(Ie)$w]} )); then path=\"$path $w\"; fi\n"
+         "  done\n"
+         "  if [[ -n \"${choices[$path $prev]}\" ]]; then compadd -- ${(s: :)choices[$path $prev]}; return; "
+         "fi\n"
+         "  if [[ \" ${valued[$path]} \" == *\" $prev \"* ]]; then _files; return; fi\n"
+         "  if [[ $cur == -* ]]; then\n"
+         "    compadd -- ${(s: :)opts[$path]}\n"
+         "  else\n"
+         "    compadd -- ${(s: :)subs[$path]}\n"
+         "    _files\n"
+         "  fi\n"
+         "}\n"
+         "_forge \"$@\"\n";
+}
+
+}  // namespace forge::cli
