@@ -176,7 +176,8 @@ nlohmann::json ExistingManifest(const std::string& dir) {
 }  // namespace
 
 Result<nlohmann::json> BuildManifest(const std::string& dir, const std::vector<std::string>& link_sources,
-                                     const std::map<std::string, StreamedCopy>& streamed, unsigned threads) {
+                                     const std::map<std::string, StreamedCopy>& streamed, unsigned threads,
+                                     bool hash_tensors) {
   nlohmann::json files = nlohmann::json::object(), tensors = nlohmann::json::object();
   std::map<std::string, const nlohmann::json*> linked;  // file -> the source manifest it inherits from (or null)
   // Streamed file -> the tensor entries its source's manifest recorded for the same bytes (or null).
@@ -218,6 +219,18 @@ Result<nlohmann::json> BuildManifest(const std::string& dir, const std::vector<s
       continue;
     }
     to_hash.push_back(name);
+  }
+  if (!hash_tensors) {  // files alone: one pass over the bytes
+    std::vector<FileDigest> digests(to_hash.size());
+    ThreadPool pool(threads);
+    FORGE_RETURN_IF_ERROR(pool.RunAll(to_hash.size(), [&](size_t j) -> Status {
+      FORGE_ASSIGN_OR_RETURN(digests[j], DigestFile((fs::path(dir) / to_hash[j]).string(), true));
+      return Status();
+    }));
+    for (size_t i = 0; i < to_hash.size(); ++i) {
+      files[to_hash[i]] = {{"bytes", digests[i].bytes}, {"sha1", digests[i].sha1}, {"crc32", digests[i].crc32}};
+    }
+    return nlohmann::json{{"format", "forge-manifest/1"}, {"files", files}};
   }
   FORGE_ASSIGN_OR_RETURN(auto ckpt, Checkpoint::Open(dir));
   struct TensorJob {

@@ -54,9 +54,11 @@ struct StreamedCopy {
 // `streamed`: files (by name) digested while copied; one whose byte count differs from the file on disk is
 // hashed again. A streamed file whose source has a forge manifest recording the same sha1 inherits that
 // manifest's tensor entries (the same bytes, already hashed); every other tensor is hashed here. Files and
-// tensors are hashed on `threads` threads (0: all cores).
+// tensors are hashed on `threads` threads (0: all cores). Without `hash_tensors` the manifest lists files
+// only (no "tensors": half the hashing; `forge manifest DIR` adds them), as convert and quantize write it.
 Result<nlohmann::json> BuildManifest(const std::string& dir, const std::vector<std::string>& link_sources = {},
-                                     const std::map<std::string, StreamedCopy>& streamed = {}, unsigned threads = 0);
+                                     const std::map<std::string, StreamedCopy>& streamed = {}, unsigned threads = 0,
+                                     bool hash_tensors = true);
 
 struct ManifestCheck {
   std::vector<std::string> mismatches;  // one line each: what differs

@@ -65,7 +65,7 @@ void AddManifestAndCard(plan::WriteOptions* w, std::shared_ptr<const card::CardF
   const unsigned threads = w->threads;
   w->before_commit = [before, facts, src_dir, threads](const std::string& staged) -> Status {
     if (before) FORGE_RETURN_IF_ERROR(before(staged));
-    FORGE_ASSIGN_OR_RETURN(nlohmann::json manifest, verify::BuildManifest(staged, {}, {}, threads));
+    FORGE_ASSIGN_OR_RETURN(nlohmann::json manifest, verify::BuildManifest(staged, {}, {}, threads, /*hash_tensors=*/false));
     FORGE_RETURN_IF_ERROR(
         WriteTextFile((fs::path(staged) / verify::kManifestName).string(), manifest.dump(2) + "\n"));
     return card::WriteCard(*facts, staged, src_dir);
