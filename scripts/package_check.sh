@@ -58,4 +58,7 @@ dpkg -x "$deb" "$WORK/root"
 ver=$("$WORK/root/usr/bin/forge" --version)
 [[ "$ver" =~ ^forge\ [0-9]+\.[0-9]+\.[0-9]+\ \(git\ ([0-9a-f]{12}(-dirty)?|unknown)\)$ ]] || fail "--version: $ver"
 "$WORK/root/usr/bin/forge" inspect config "$FIXTURE" >/dev/null || fail "the packaged forge cannot inspect $FIXTURE"
+if head=$(git rev-parse --short=12 HEAD 2>/dev/null); then
+  [[ "$ver" == *"(git $head"* ]] || fail "--version names $ver, the checkout is at $head"
+fi
 echo "package check: OK: $(basename "$deb") ($ver); Depends: $depends"
